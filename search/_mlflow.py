@@ -1,0 +1,249 @@
+"""The MLflow adapter — the only module of hypernas that imports mlflow.
+
+One parent run per experiment, one nested child run per trial (``mlflow.parentRunId``). All writes go through
+one background thread in the driver: the Tune loop never waits on the tracking store, metrics are sent in
+batches (``log_batch``), and trials running on other nodes need no MLflow access at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial MLflow database tables"
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+PARENT_ID_TAG = "mlflow.parentRunId"
+_MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100  # MLflow's log_batch limits
+_PARAM_MAX_LEN = 6000
+_FLUSH_EVERY_S = 2.0
+_RETRIES = (0.5, 1.0, 2.0, 4.0)
+
+# hypernas trial state -> MLflow run status (pruning is a normal end of a trial, not a failure)
+RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAILED": "FAILED", "STALLED": "FAILED",
+              "PREEMPTED": "KILLED"}
+
+
+def resolve_tracking_uri(configured: str | None, workdir: Path) -> str:
+    """``tracking.uri`` from the YAML, else ``MLFLOW_TRACKING_URI``, else the workdir's SQLite file."""
+    if configured:
+        return configured
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
+
+
+def default_artifact_location(uri: str, workdir: Path) -> str | None:
+    """Artifacts beside the SQLite file for local stores; a server decides for itself."""
+    if uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri:
+        return (workdir / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def client_for(uri: str) -> MlflowClient:
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """The id of MLflow experiment ``name``, created (or restored from deleted) when needed."""
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    if found.lifecycle_stage == "deleted":
+        client.restore_experiment(found.experiment_id)
+    return found.experiment_id
+
+
+def _clip(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= _PARAM_MAX_LEN else text[: _PARAM_MAX_LEN - 1] + "…"
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
+
+
+def log_batch(client: MlflowClient, run_id: str, metrics: list[Metric] = (), params: Mapping[str, Any] = {},
+              tags: Mapping[str, Any] = {}) -> None:
+    """``log_batch`` split to MLflow's per-call limits."""
+    param_list = [Param(k, _clip(v)) for k, v in params.items()]
+    tag_list = [RunTag(k, _clip(v)) for k, v in tags.items()]
+    for chunk in _chunks(list(metrics), _MAX_METRICS):
+        client.log_batch(run_id, metrics=chunk)
+    for chunk in _chunks(param_list, _MAX_PARAMS):
+        if chunk:
+            client.log_batch(run_id, params=chunk)
+    for chunk in _chunks(tag_list, _MAX_TAGS):
+        if chunk:
+            client.log_batch(run_id, tags=chunk)
+
+
+@dataclass
+class _Pending:
+    run_id: str | None = None
+    metrics: list[Metric] = field(default_factory=list)
+
+
+class TrackingWriter:
+    """Writes one experiment to MLflow from a background thread.
+
+    ``start()`` creates the parent run synchronously (so a broken tracking URI fails before any trial runs);
+    every later call only enqueues work. ``close()`` flushes everything and ends the parent run.
+    """
+
+    def __init__(self, uri: str, experiment: str, artifact_location: str | None) -> None:
+        self.uri = uri
+        self.client = client_for(uri)
+        self.experiment_name = experiment
+        self.experiment_id = experiment_id(self.client, experiment, artifact_location)
+        self.parent_run_id: str | None = None
+        self._queue: "queue.Queue[Callable[[], None] | None]" = queue.Queue()
+        self._trials: dict[int, _Pending] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.errors: list[str] = []
+
+    # -- driver-side API (non-blocking after start) ---------------------------------------------------------------
+    def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any],
+              texts: Mapping[str, str], resume_run_id: str | None = None) -> str:
+        if resume_run_id:
+            self.parent_run_id = resume_run_id
+            self.client.update_run(resume_run_id, status="RUNNING")
+        else:
+            run = self.client.create_run(self.experiment_id, tags=dict(tags), run_name=run_name)
+            self.parent_run_id = run.info.run_id
+            log_batch(self.client, self.parent_run_id, params=params)
+            for name, text in texts.items():
+                self.client.log_text(self.parent_run_id, text, name)
+        self._thread = threading.Thread(target=self._loop, name="hypernas-mlflow", daemon=True)
+        self._thread.start()
+        return self.parent_run_id
+
+    def trial_started(self, number: int, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._trials[number] = _Pending()
+
+        def op() -> None:
+            run = self.client.create_run(
+                self.experiment_id, run_name=run_name, tags={PARENT_ID_TAG: self.parent_run_id, **tags},
+            )
+            log_batch(self.client, run.info.run_id, params=params)
+            with self._lock:
+                self._trials[number].run_id = run.info.run_id
+        self._queue.put(op)
+
+    def trial_metrics(self, number: int, step: int, metrics: Mapping[str, float], timestamp_ms: int) -> None:
+        batch = [Metric(k, float(v), timestamp_ms, step) for k, v in metrics.items() if v == v]
+        with self._lock:
+            pending = self._trials.get(number)
+            if pending is not None:
+                pending.metrics.extend(batch)
+
+    def trial_ended(self, number: int, state: str, tags: Mapping[str, Any], texts: Mapping[str, str] = {}) -> None:
+        def op() -> None:
+            with self._lock:
+                pending = self._trials.pop(number, None)
+            if pending is None or pending.run_id is None:
+                return
+            log_batch(self.client, pending.run_id, metrics=pending.metrics, tags=tags)
+            for name, text in texts.items():
+                self.client.log_text(pending.run_id, text, name)
+            self.client.set_terminated(pending.run_id, RUN_STATUS.get(state, "FINISHED"))
+        self._queue.put(op)
+
+    def parent_tags(self, tags: Mapping[str, Any]) -> None:
+        self._queue.put(lambda: log_batch(self.client, self.parent_run_id, tags=tags))
+
+    def parent_metrics(self, metrics: Mapping[str, float]) -> None:
+        now = int(time.time() * 1000)
+        self._queue.put(lambda: log_batch(self.client, self.parent_run_id, metrics=[
+            Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and v == v]))
+
+    def parent_artifact(self, path: Path) -> None:
+        self._queue.put(lambda: self.client.log_artifact(self.parent_run_id, str(path)))
+
+    def close(self, status: str = "FINISHED") -> None:
+        """Flush everything queued, then end the parent run with ``status``."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join()
+        self._thread = None
+        if self.parent_run_id is not None:
+            self._retry(lambda: self.client.set_terminated(self.parent_run_id, status), "end parent run")
+
+    # -- the writer thread ------------------------------------------------------------------------------------------
+    def _flush_metrics(self) -> None:
+        with self._lock:
+            ready = [(p.run_id, p.metrics) for p in self._trials.values() if p.run_id and p.metrics]
+            for pending in self._trials.values():
+                if pending.run_id:
+                    pending.metrics = []
+        for run_id, metrics in ready:
+            self._retry(lambda r=run_id, m=metrics: log_batch(self.client, r, metrics=m), "log metrics")
+
+    def _loop(self) -> None:
+        last_flush = time.monotonic()
+        while True:
+            try:
+                op = self._queue.get(timeout=_FLUSH_EVERY_S)
+            except queue.Empty:
+                op = ...
+            if op is None:
+                self._flush_metrics()
+                return
+            if op is not ...:
+                self._retry(op, "write")
+            if time.monotonic() - last_flush >= _FLUSH_EVERY_S:
+                self._flush_metrics()
+                last_flush = time.monotonic()
+
+    def _retry(self, op: Callable[[], None], what: str) -> None:
+        for delay in (*_RETRIES, None):
+            try:
+                op()
+                return
+            except (MlflowException, OSError, ConnectionError) as err:
+                if delay is None:
+                    message = f"MLflow {what} failed after {len(_RETRIES) + 1} attempts: {err}"
+                    self.errors.append(message)
+                    log.warning(message)
+                    return
+                time.sleep(delay)
+
+
+def find_runs(uri: str, experiment: str, parent_run_id: str) -> list:
+    """Child runs of ``parent_run_id`` (used by ``status``/tests); empty when the experiment is unknown."""
+    client = client_for(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    return client.search_runs([found.experiment_id], filter_string=f"tags.`{PARENT_ID_TAG}` = '{parent_run_id}'",
+                              max_results=50000)
+
+
+def log_to_run(uri: str, run_id: str, *, metrics: Mapping[str, float] = {}, step: int = 0,
+               params: Mapping[str, Any] = {}, tags: Mapping[str, Any] = {}, texts: Mapping[str, str] = {}) -> None:
+    """Synchronous one-off logging to an existing run (``hypernas test`` writes its audit this way)."""
+    client = client_for(uri)
+    now = int(time.time() * 1000)
+    log_batch(client, run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()], params=params,
+              tags=tags)
+    for name, text in texts.items():
+        client.log_text(run_id, text, name)
+
+
+__all__ = ["TrackingWriter", "default_artifact_location", "find_runs", "log_to_run",
+           "resolve_tracking_uri"]

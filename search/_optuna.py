@@ -1,0 +1,155 @@
+"""The Optuna adapter — the only module of hypernas that imports optuna.
+
+* :func:`suggest_config` asks an Optuna trial for a full configuration from a :class:`spaces.Space`
+  (define-by-run, so conditional parameters are asked only when active). Plain Optuna users call it directly.
+* :func:`make_sampler` builds the configured Optuna sampler, seeded from the experiment seed.
+* :class:`AskTellStudy` is the ask/tell bookkeeping the Ray searcher drives: intermediate values per epoch, and
+  the final state — COMPLETE, PRUNED (with its last step's value) or FAIL.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from search.config import SearcherConfig
+from spaces import Categorical, Constant, Float, Int, Space
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# hypernas state -> Optuna state
+_TELL_STATES = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED, "FAILED": TrialState.FAIL}
+
+
+def suggest_config(trial: optuna.trial.BaseTrial, space: Space) -> dict[str, Any]:
+    """A full configuration for ``space`` from an Optuna trial: active parameters only, constants included.
+
+    >>> import optuna
+    >>> from spaces import Categorical, Float, Space
+    >>> space = Space({"opt": Categorical(["adamw", "sgd"]), "momentum": Float(0.5, 0.99, when={"opt": "sgd"})})
+    >>> study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    >>> configs = [suggest_config(study.ask(), space) for _ in range(5)]
+    >>> all(("momentum" in c) == (c["opt"] == "sgd") for c in configs)
+    True
+    """
+    config: dict[str, Any] = {}
+    for name in space.order:
+        param = space[name]
+        when = param.when
+        if when is not None and (when.parent not in config or not when.holds(config[when.parent])):
+            continue
+        if isinstance(param, Constant):
+            config[name] = param.value
+        elif isinstance(param, Float):
+            config[name] = trial.suggest_float(name, param.low, param.high, log=param.log, step=param.step)
+        elif isinstance(param, Int):
+            config[name] = trial.suggest_int(name, param.low, param.high, log=param.log, step=param.step)
+        elif isinstance(param, Categorical):
+            config[name] = trial.suggest_categorical(name, param.choices)
+        else:  # pragma: no cover - a new parameter type must be taught to this adapter
+            raise TypeError(f"{name}: no Optuna mapping for {type(param).__name__}")
+    return config
+
+
+def make_sampler(searcher: SearcherConfig, space: Space, seed: int) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler for ``searcher.type``, seeded with ``seed`` (derived from the experiment seed)."""
+    startup = searcher.n_startup_trials
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if searcher.type == "tpe":
+            # multivariate + group model conditional spaces jointly; constant liar keeps parallel asks apart
+            return optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=10 if startup is None else startup,
+                multivariate=True, group=True, constant_liar=True,
+            )
+        if searcher.type == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if searcher.type == "cmaes":
+            return optuna.samplers.CmaEsSampler(
+                seed=seed, n_startup_trials=1 if startup is None else startup, warn_independent_sampling=False,
+                independent_sampler=optuna.samplers.RandomSampler(seed=seed),
+            )
+        if searcher.type == "grid":
+            grid = {name: list(values) for name, values in space.grid().items()}
+            return optuna.samplers.GridSampler(grid, seed=seed)
+    raise ValueError(f"searcher.type: unknown searcher {searcher.type!r}")
+
+
+def grid_size(space: Space) -> int:
+    size = 1
+    for values in space.grid().values():
+        size *= len(values)
+    return size
+
+
+def journal_storage(path: Path) -> optuna.storages.BaseStorage:
+    """Durable study storage in one append-only file (survives a driver crash; no database needed)."""
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def load_study(path: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=journal_storage(path))
+
+
+class AskTellStudy:
+    """Ask/tell over one Optuna study, keyed by trial number.
+
+    ``ask()`` returns ``(number, config)``; ``report()`` records one epoch's value as an intermediate value;
+    ``tell()`` ends the trial: COMPLETE with ``value``, PRUNED (Optuna then takes the last intermediate value,
+    i.e. the step at which the scheduler stopped it), or FAILED.
+    """
+
+    def __init__(self, study: optuna.Study, space: Space) -> None:
+        self.study = study
+        self.space = space
+        self._trials: dict[int, optuna.Trial] = {}
+        self._steps: dict[int, set[int]] = {}
+
+    @classmethod
+    def create(cls, name: str, space: Space, searcher: SearcherConfig, seed: int, mode: str,
+               storage_path: Path) -> "AskTellStudy":
+        study = optuna.create_study(
+            study_name=name,
+            storage=journal_storage(storage_path),
+            sampler=make_sampler(searcher, space, seed),
+            direction="maximize" if mode == "max" else "minimize",
+            load_if_exists=False,
+        )
+        return cls(study, space)
+
+    def ask(self) -> tuple[int, dict[str, Any]]:
+        """The next ``(trial number, configuration)``; numbers count from 0 in ask order."""
+        trial = self.study.ask()
+        config = suggest_config(trial, self.space)
+        self._trials[trial.number] = trial
+        self._steps[trial.number] = set()
+        return trial.number, config
+
+    def report(self, number: int, step: int, value: float) -> None:
+        """Record ``value`` at ``step`` (epoch) once; repeated or unknown reports are ignored."""
+        steps = self._steps.get(number)
+        if steps is None or step in steps or value != value:
+            return
+        steps.add(step)
+        self._trials[number].report(float(value), step)
+
+    def tell(self, number: int, state: str, value: float | None = None) -> None:
+        trial = self._trials.pop(number, None)
+        self._steps.pop(number, None)
+        if trial is None:
+            return
+        optuna_state = _TELL_STATES[state]
+        if optuna_state is TrialState.COMPLETE and (value is None or value != value):
+            optuna_state = TrialState.FAIL  # a finished trial with no usable value cannot rank
+        values = value if optuna_state is TrialState.COMPLETE else None
+        try:
+            self.study.tell(trial, values, state=optuna_state)
+        except (ValueError, RuntimeError) as err:  # e.g. already finished; never take the experiment down
+            logging.getLogger(__name__).warning("optuna tell failed for trial %d: %s", number, err)

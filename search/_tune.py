@@ -1,0 +1,282 @@
+"""The Ray Tune adapter — the only module of hypernas that imports ray.
+
+Ray Tune is the executor: trial lifecycle, resources (fractional GPUs), checkpoints, and the early-stopping
+schedulers (ASHA = ``AsyncHyperBandScheduler``, ``HyperBandScheduler``, ``MedianStoppingRule``), which we only
+configure. What this module adds around it:
+
+* ``trial_entry``: the function trainable — runs a trainers recipe with a Reporter backed by ``tune.report``
+  and a checkpoint per epoch;
+* ``_OptunaSearcher``: a Ray ``Searcher`` over our :class:`~search._optuna.AskTellStudy` that tells Optuna
+  PRUNED (not COMPLETE) for trials the scheduler stopped;
+* ``_EventBridge``: a Tune callback that turns Tune's events into calls on an :class:`~search.monitor.Monitor`
+  (records, MLflow, live view), all in the driver.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+# Our own records replace Tune's per-trial JSON/CSV/TensorBoard loggers (fewer files, less overhead) ...
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+# ... so Tune's end-of-run analysis finds no result.json and would warn once per trial; our records are complete.
+logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+# A checkpoint per epoch makes Tune snapshot its state often; that is expected here, not a warning.
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+# Token authentication is Ray 2.60's default; saying so explicitly keeps it on and silences the notice. Ray reads
+# this when it is imported, hence before the import.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.result import AUTO_RESULT_KEYS  # noqa: E402
+from ray.tune.schedulers import (  # noqa: E402
+    AsyncHyperBandScheduler,
+    FIFOScheduler,
+    HyperBandScheduler,
+    MedianStoppingRule,
+    TrialScheduler,
+)
+from ray.tune.search import Searcher  # noqa: E402
+
+from search._optuna import AskTellStudy  # noqa: E402
+from search.config import ExperimentConfig, SchedulerConfig  # noqa: E402
+from search.records import final_state  # noqa: E402
+from search.seeds import derive_seed  # noqa: E402
+from trainers import SearchData, TrialSpec, resolve_trainer, state_from_bytes, state_to_bytes  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+TIME_ATTR = "epoch"  # fidelity is counted in epochs, never seconds
+_CHECKPOINT_FILE = "state.pt"
+_RESERVED = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "epoch", "epochs", "experiment_tag", "should_checkpoint"}
+
+
+# --- Ray itself ---------------------------------------------------------------------------------------------------
+
+
+def ensure_ray(address: str | None = None) -> bool:
+    """Connect to Ray; returns True when this call started a private local instance (the caller shuts it down).
+
+    An explicit ``address`` or ``RAY_ADDRESS`` (set inside ``ray job submit``) joins that cluster. Otherwise a
+    private local instance starts (laptop mode) — never a silent join of some other cluster on the machine.
+    """
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        return False
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    return True
+
+
+def node_name(result: Mapping[str, Any]) -> str | None:
+    return result.get("hostname") and f"{result.get('hostname')}/{result.get('node_ip')}"
+
+
+# --- the trainable ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of an experiment shares (travels with the trainable, not in each config)."""
+
+    trainer: str
+    deterministic: bool
+    threads: int
+    gpus: float
+
+
+class _TuneReporter:
+    """A trainers ``Reporter`` on Ray Tune: metrics via ``tune.report``, state as a checkpoint per epoch."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def report(self, epoch: int, metrics: Mapping[str, float], state: Mapping[str, Any] | None = None) -> None:
+        result = {**{k: float(v) for k, v in metrics.items()}, "epoch": epoch, "epochs": self.epochs}
+        if state is None:
+            tune.report(result)
+            return
+        with tempfile.TemporaryDirectory(prefix="hypernas-ckpt-") as folder:
+            Path(folder, _CHECKPOINT_FILE).write_bytes(state_to_bytes({"epoch": epoch, "state": state}))
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    def restore(self) -> tuple[int, Mapping[str, Any]] | None:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as folder:
+            saved = state_from_bytes(Path(folder, _CHECKPOINT_FILE).read_bytes())
+        return saved["epoch"], saved["state"]
+
+
+def trial_entry(config: dict[str, Any], *, data: SearchData, settings: TrialSettings) -> None:
+    """One trial, inside a Ray worker: build the TrialSpec and run the recipe."""
+    import torch
+
+    device = "cuda" if settings.gpus > 0 and torch.cuda.is_available() else "cpu"
+    spec = TrialSpec(
+        params={k: v for k, v in config["params"].items() if k != "epochs"},
+        data=data,
+        epochs=config["epochs"],
+        seed=config["seed"],
+        device=device,
+        threads=settings.threads,
+        deterministic=settings.deterministic,
+        trial_number=config["trial_number"],
+    )
+    resolve_trainer(settings.trainer).train(spec, _TuneReporter(spec.epochs))
+
+
+# --- searcher and schedulers -----------------------------------------------------------------------------------
+
+
+class _OptunaSearcher(Searcher):
+    """Ray searcher over an Optuna ask/tell study. Trial numbers are Optuna's (ask order), seeds derive from them."""
+
+    def __init__(self, study: AskTellStudy, cfg: ExperimentConfig) -> None:
+        super().__init__(metric=None, mode=None)
+        self.study = study
+        self.cfg = cfg
+        self.numbers: dict[str, int] = {}
+        self.epochs: dict[str, int] = {}
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return True  # metric and mode come from the experiment config, set once
+
+    def suggest(self, trial_id: str) -> dict[str, Any]:
+        number, params = self.study.ask()
+        epochs = self.cfg.epochs_for(params)
+        self.numbers[trial_id], self.epochs[trial_id] = number, epochs
+        return {"trial_number": number, "seed": derive_seed(self.cfg.seed, number), "params": params, "epochs": epochs}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        value = result.get(self.cfg.metric.name)
+        if trial_id in self.numbers and value is not None:
+            self.study.report(self.numbers[trial_id], int(result[TIME_ATTR]), value)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id not in self.numbers:
+            return
+        if result and TIME_ATTR in result:
+            # The result that made the scheduler stop a trial never reaches on_trial_result: report it here, so
+            # Optuna's PRUNED value is the value at the step where the trial stopped.
+            self.on_trial_result(trial_id, result)
+        number, epochs = self.numbers.pop(trial_id), self.epochs.pop(trial_id)
+        if not result or TIME_ATTR not in result:
+            self.study.tell(number, "FAILED")  # never reported: errored before its first epoch, or never ran
+            return
+        state = final_state(int(result[TIME_ATTR]), epochs, error)
+        self.study.tell(number, state, result.get(self.cfg.metric.name) if state == "COMPLETE" else None)
+
+    def __getstate__(self) -> dict:
+        # Tune pickles its config (tuner.pkl) for its own restore; the live study is re-attached by the driver.
+        return {k: v for k, v in self.__dict__.items() if k != "study"}
+
+    def save(self, checkpoint_path: str) -> None:
+        # The study itself is durable (Optuna journal); Tune only needs which trial is which number.
+        Path(checkpoint_path).write_text(json.dumps({"numbers": self.numbers, "epochs": self.epochs}))
+
+    def restore(self, checkpoint_path: str) -> None:
+        saved = json.loads(Path(checkpoint_path).read_text())
+        self.numbers, self.epochs = saved["numbers"], saved["epochs"]
+
+
+def make_scheduler(cfg: SchedulerConfig) -> TrialScheduler:
+    """Ray's own scheduler classes, configured in epochs. Metric and mode are set once, on the TuneConfig."""
+    if cfg.type == "asha":
+        return AsyncHyperBandScheduler(time_attr=TIME_ATTR, max_t=cfg.max_epochs, grace_period=cfg.grace_period,
+                                       reduction_factor=cfg.reduction_factor)
+    if cfg.type == "hyperband":
+        return HyperBandScheduler(time_attr=TIME_ATTR, max_t=cfg.max_epochs, reduction_factor=cfg.reduction_factor)
+    if cfg.type == "median":
+        return MedianStoppingRule(time_attr=TIME_ATTR, grace_period=cfg.grace_period,
+                                  min_samples_required=cfg.min_samples_required)
+    return FIFOScheduler()
+
+
+# --- events ----------------------------------------------------------------------------------------------------
+
+
+class _EventBridge(tune.Callback):
+    """Tune callback → :class:`search.monitor.Monitor` calls, keyed by our trial numbers."""
+
+    def __init__(self, monitor: Any) -> None:
+        self.monitor = monitor
+
+    def __getstate__(self) -> dict:
+        return {}  # the monitor is driver state (threads, open stores); Tune's pickled config does not need it
+
+    @staticmethod
+    def _number(trial: Any) -> int:
+        return int(trial.config["trial_number"])
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        config = trial.config
+        self.monitor.trial_started(self._number(trial), trial.trial_id, int(config["seed"]), dict(config["params"]),
+                                   int(config["epochs"]))
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if TIME_ATTR not in result:
+            return
+        metrics = {k: v for k, v in result.items()
+                   if k not in _RESERVED and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        self.monitor.trial_result(self._number(trial), int(result[TIME_ATTR]), metrics, node_name(result))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        last = trial.last_result or {}
+        state = final_state(int(last.get(TIME_ATTR, 0)), int(trial.config["epochs"]), errored=False)
+        self.monitor.trial_ended(self._number(trial), state)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        error = None
+        if trial.error_file and os.path.exists(trial.error_file):
+            error = Path(trial.error_file).read_text(errors="replace")
+        self.monitor.trial_ended(self._number(trial), "FAILED", error=error or "trial failed (no traceback recorded)")
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self.monitor.tick()
+
+
+# --- running ---------------------------------------------------------------------------------------------------
+
+
+def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, storage: Path, monitor: Any,
+               trials: int) -> None:
+    """Run ``trials`` trials of ``cfg`` on the connected Ray cluster; every event goes to ``monitor``."""
+    settings = TrialSettings(cfg.trainer, cfg.deterministic, cfg.resources.threads, cfg.resources.gpus)
+    trainable = tune.with_resources(
+        tune.with_parameters(trial_entry, data=data, settings=settings),
+        {"cpu": cfg.resources.cpus, "gpu": cfg.resources.gpus},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=cfg.metric.name,
+            mode=cfg.metric.mode,
+            search_alg=_OptunaSearcher(study, cfg),
+            scheduler=make_scheduler(cfg.scheduler),
+            num_samples=trials,
+            max_concurrent_trials=cfg.budget.max_concurrent,
+            time_budget_s=cfg.budget.time_budget_s,
+            reuse_actors=True,  # one worker process runs many trials: ~7x less per-trial overhead
+            trial_name_creator=lambda t: f"trial_{int(t.config['trial_number']):04d}",
+            trial_dirname_creator=lambda t: f"trial_{int(t.config['trial_number']):04d}",
+        ),
+        run_config=tune.RunConfig(
+            name="tune",
+            storage_path=str(storage.resolve()),
+            verbose=0,
+            callbacks=[_EventBridge(monitor)],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    )
+    tuner.fit()

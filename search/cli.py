@@ -1,0 +1,217 @@
+"""``hypernas`` command line. Exit codes: 0 ok, 1 failure while running, 2 bad input (nothing created),
+3 refused (the sealed test split was already opened)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from search.config import ConfigError, load_config
+from search.workdir import DEFAULT_WORKDIR, existing_experiment
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+# --- verbs -----------------------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from search.experiment import run_experiment
+
+    result = run_experiment(args.config, workdir=args.workdir, name=args.name, seed=args.seed, overrides=args.set,
+                            overwrite=args.overwrite, address=args.address)
+    return EXIT_OK if result.counts.get("COMPLETE", 0) or result.counts.get("PRUNED", 0) else EXIT_FAILED
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, overrides=args.set, name=args.name, seed=args.seed)
+    print(f"# {args.config}: valid. Resolved configuration:")
+    print(cfg.to_yaml(), end="")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from search.records import read_trials
+
+    folder = existing_experiment(args.workdir, args.name)
+    state = folder.read_state()
+    rows = read_trials(folder.path) if (folder.path / "trials.parquet").is_file() else []
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    info = {
+        "experiment": state["name"], "status": state.get("status"), "trials_planned": state.get("trials_planned"),
+        "trials_seen": len(rows), "counts": counts, "best_trial": state.get("best_trial"),
+        "tracking_uri": state.get("tracking_uri"), "mlflow_experiment": state.get("mlflow_experiment"),
+        "parent_run_id": state.get("parent_run_id"), "folder": str(folder.path),
+    }
+    if args.json:
+        _print_json(info)
+        return EXIT_OK
+    for key, value in info.items():
+        print(f"{key:<18} {value}")
+    if rows:
+        print(f"\n{'trial':>5} {'state':<9} {'epochs':>6} {'last':>8} {'best':>8} {'time_s':>7}  node")
+        for row in rows:
+            fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+            print(f"{row['number']:>5} {row['state']:<9} {row['epochs_run']:>3}/{row['epochs']:<2} "
+                  f"{fmt(row['last_value']):>8} {fmt(row['best_value']):>8} {row['wall_time_s']:>7.1f}  {row['node'] or '-'}")
+    return EXIT_OK
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from search.selection import best_trial
+
+    _print_json(best_trial(args.workdir, args.name))
+    return EXIT_OK
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from search.selection import test_winner
+
+    entry = test_winner(args.workdir, args.name, force=args.force)
+    _print_json(entry)
+    metric, test_name = entry["validation_metric"], entry["test_metric"]
+    if entry["optimism_gap"] is not None:
+        print(f"\nwinner: trial {entry['trial']}  {metric}={entry['validation_value']:.4f}  "
+              f"{test_name}={entry['test_metrics'][test_name]:.4f}  optimism gap={entry['optimism_gap']:+.4f}"
+              f"{'  (FORCED re-open #' + str(entry['open']) + ')' if entry['forced'] else ''}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from search.records import CURVES_FILE, TRIALS_FILE
+
+    folder = existing_experiment(args.workdir, args.name)
+    source = folder.path / (TRIALS_FILE if args.table == "trials" else CURVES_FILE)
+    if not source.is_file():
+        raise ConfigError("name", f"experiment {args.name!r} has no {source.name} yet")
+    out = Path(args.out)
+    if out.suffix not in (".parquet", ".csv"):
+        raise ConfigError("--out", f"must end in .parquet or .csv (got {out.name!r})")
+    if not out.parent.is_dir():
+        raise ConfigError("--out", f"folder {out.parent} does not exist")
+    table = pq.read_table(source)
+    if out.suffix == ".csv":
+        pacsv.write_csv(table, out)
+    else:
+        pq.write_table(table, out)
+    print(f"wrote {table.num_rows} rows of {args.table} to {out}")
+    return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    workdir = Path(args.workdir)
+    store = workdir / "mlflow.db"
+    if not store.is_file():
+        raise ConfigError("--workdir", f"no MLflow store at {store}; run an experiment first (hypernas run ...)")
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{store.resolve()}",
+        "--default-artifact-root", (workdir / "mlartifacts").resolve().as_uri(),
+        "--host", args.host, "--port", str(args.port), "--workers", "1",
+    ]
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    print(f"MLflow UI on http://{args.host}:{args.port}  (store {store}); Ctrl-C stops it", flush=True)
+    os.execve(sys.executable, command, env)
+    return EXIT_FAILED  # pragma: no cover - execve does not return
+
+
+# --- parser ----------------------------------------------------------------------------------------------------
+
+
+def _add_workdir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", default=DEFAULT_WORKDIR,
+                        help=f"folder holding experiments and the MLflow store (default: ./{DEFAULT_WORKDIR})")
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="experiment YAML file")
+    parser.add_argument("--name", help="experiment name (default: the YAML's name, else the file name)")
+    parser.add_argument("--seed", type=int, help="experiment seed (overrides the YAML)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting, e.g. --set budget.trials=8 --set space.lr.high=0.1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hypernas",
+        description="Distributed hyperparameter and architecture search on Ray, tracked in MLflow, "
+                    "with a sealed test split.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 bad input (nothing created), 3 refused (test split already opened).",
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def verb(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        _add_workdir(sub)
+        return sub
+
+    run = verb("run", cmd_run, "validate CONFIG and run the experiment (local Ray unless --address/RAY_ADDRESS)")
+    _add_config_options(run)
+    run.add_argument("--overwrite", action="store_true", help="replace an existing experiment of the same name")
+    run.add_argument("--address", help="Ray cluster address to join (default: RAY_ADDRESS, else a local Ray)")
+
+    validate = verb("validate", cmd_validate, "check CONFIG and print the resolved configuration; creates nothing")
+    _add_config_options(validate)
+
+    status = verb("status", cmd_status, "state of experiment NAME: trial counts, best so far, where results are")
+    status.add_argument("name")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    best = verb("best", cmd_best, "the winner of NAME chosen on the validation metric (JSON)")
+    best.add_argument("name")
+
+    test = verb("test", cmd_test, "retrain NAME's winner on train+validation and score the sealed test split, once")
+    test.add_argument("name")
+    test.add_argument("--force", action="store_true", help="re-open a test split already opened (recorded as forced)")
+
+    export = verb("export", cmd_export, "write NAME's trials (or curves) table to a .parquet or .csv file")
+    export.add_argument("name")
+    export.add_argument("--out", required=True, help="output file (.parquet or .csv)")
+    export.add_argument("--table", choices=("trials", "curves"), default="trials")
+
+    ui = verb("ui", cmd_ui, "serve the MLflow UI over the workdir's store on 127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; expose with care)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from search.selection import SelectionError, TestSetAlreadyOpened
+
+    try:
+        return args.handler(args)
+    except ConfigError as err:
+        print(f"hypernas: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except TestSetAlreadyOpened as err:
+        print(f"hypernas: refused: {err}", file=sys.stderr)
+        return EXIT_REFUSED
+    except SelectionError as err:
+        print(f"hypernas: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("hypernas: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # noqa: BLE001 - last resort: show what broke, exit non-zero
+        traceback.print_exc()
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

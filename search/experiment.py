@@ -1,0 +1,177 @@
+"""Running an experiment end to end: config → data → Ray Tune trials → Parquet + MLflow → summary.
+
+The public entry point is :func:`run_experiment` (the CLI's ``hypernas run`` is a thin wrapper around it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, TextIO
+
+from search import _mlflow
+from search._optuna import AskTellStudy, grid_size
+from search.config import ConfigError, ExperimentConfig, load_config
+from search.environment import capture_environment
+from search.monitor import Monitor
+from search.progress import ProgressView, summary_table
+from search.records import ExperimentRecords
+from search.seeds import derive_seed
+from search.workdir import DEFAULT_WORKDIR, ExperimentFolder
+from trainers import search_data
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """What a finished experiment produced and where to find it."""
+
+    name: str
+    folder: Path
+    counts: Mapping[str, int]
+    best: Mapping[str, Any] | None
+    tracking_uri: str
+    mlflow_experiment: str
+    parent_run_id: str
+    trials_path: Path
+    curves_path: Path
+    notes: tuple[str, ...] = field(default=())
+
+
+def _flat(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, inner in value.items():
+            out |= _flat(f"{prefix}.{key}" if prefix else str(key), inner)
+        return out
+    return {prefix: value}
+
+
+def _parent_params(cfg: ExperimentConfig) -> dict[str, Any]:
+    resolved = cfg.to_dict()
+    resolved.pop("space")
+    params = {k: v for k, v in _flat("", resolved).items() if v is not None}
+    return params | {"space.fingerprint": cfg.space.fingerprint, "space.size": len(cfg.space)}
+
+
+def trial_budget(cfg: ExperimentConfig) -> tuple[int, tuple[str, ...]]:
+    """Trials to run, and notes: a grid runs each point once, so its budget is capped at the grid's size."""
+    if cfg.searcher.type == "grid":
+        size = grid_size(cfg.space)
+        if size < cfg.budget.trials:
+            return size, (f"grid has {size} points: running {size} trials, not budget.trials={cfg.budget.trials}",)
+    return cfg.budget.trials, ()
+
+
+def run_experiment(
+    config: str | Path | Mapping[str, Any] | ExperimentConfig,
+    *,
+    workdir: str | Path = DEFAULT_WORKDIR,
+    name: str | None = None,
+    seed: int | None = None,
+    overrides: Iterable[str] = (),
+    overwrite: bool = False,
+    address: str | None = None,
+    stream: TextIO | None = None,
+) -> ExperimentResult:
+    """Run one experiment and return where its results are.
+
+    ``config`` is a YAML path, a dict in the same form, or an :class:`ExperimentConfig`; ``overrides`` are
+    ``key=value`` strings like the CLI's ``--set``. Ray: joins ``address``/``RAY_ADDRESS`` if given, else reuses
+    an initialised Ray, else starts a private local instance. Raises :class:`ConfigError` (nothing created)
+    for bad input.
+
+    >>> from search import run_experiment                                        # doctest: +SKIP
+    >>> result = run_experiment("examples/quickstart.yaml", overrides=["budget.trials=4"])  # doctest: +SKIP
+    >>> result.best["params"], result.trials_path                                 # doctest: +SKIP
+    """
+    stream = stream or sys.stdout
+    cfg = load_config(config, overrides=overrides, name=name, seed=seed)
+    workdir = Path(workdir)
+    folder = ExperimentFolder(workdir, cfg.name)
+    if folder.path.exists() and not overwrite:
+        raise ConfigError("name", f"experiment {cfg.name!r} already exists in {workdir}; choose another --name, "
+                                  "or pass --overwrite to replace it")
+    try:
+        data = search_data(cfg.data, derive_seed(cfg.seed, "data"))  # test rows are dropped inside
+    except ValueError as err:  # unreadable or unusable user data is bad input too
+        raise ConfigError("data", str(err)) from None
+    trials, notes = trial_budget(cfg)
+
+    from search._tune import ensure_ray, run_trials  # ray is imported only when an experiment really runs
+
+    ensure_ray(address)
+    workdir.mkdir(parents=True, exist_ok=True)
+    uri = _mlflow.resolve_tracking_uri(cfg.tracking.uri, workdir)
+    mlflow_experiment = cfg.tracking.experiment or cfg.name
+    tracker = _mlflow.TrackingWriter(uri, mlflow_experiment, _mlflow.default_artifact_location(uri, workdir))
+    if folder.path.exists():
+        shutil.rmtree(folder.path)
+    folder.path.mkdir(parents=True)
+    config_yaml = cfg.to_yaml()
+    folder.config_file.write_text(config_yaml)
+    environment = capture_environment()
+    parent_run_id = tracker.start(
+        run_name=cfg.name,
+        params=_parent_params(cfg),
+        tags={"hypernas.role": "experiment", "hypernas.name": cfg.name, "hypernas.experiment_seed": cfg.seed,
+              "hypernas.space_fingerprint": cfg.space.fingerprint, "hypernas.state": "RUNNING",
+              **{f"hypernas.env.{k}": v for k, v in environment.items() if v is not None}},
+        texts={"config.yaml": config_yaml, "space.json": cfg.space.to_json(),
+               "environment.json": json.dumps(environment, indent=2)},
+    )
+    folder.write_state(name=cfg.name, status="running", tracking_uri=uri, mlflow_experiment=mlflow_experiment,
+                       mlflow_experiment_id=tracker.experiment_id, parent_run_id=parent_run_id,
+                       started_at=time.time(), trials_planned=trials, environment=environment)
+    study = AskTellStudy.create(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"), cfg.metric.mode,
+                                folder.study_file)
+    records = ExperimentRecords(cfg.metric.name, cfg.metric.mode)
+    for note in notes:
+        stream.write(f"note: {note}\n")
+    monitor = Monitor(records, tracker, ProgressView(trials, cfg.metric.name, stream), folder.path)
+    status = "failed"
+    try:
+        run_trials(cfg, study, data, folder.tune_dir, monitor, trials)
+        status = "finished"
+    finally:
+        trials_path, curves_path = monitor.finish()
+        best = records.best()
+        counts = records.counts()
+        tracker.parent_artifact(trials_path)
+        tracker.parent_artifact(curves_path)
+        tracker.parent_tags({"hypernas.state": status.upper(), "hypernas.best_trial": best.number if best else "none",
+                             **{f"hypernas.trials.{k.lower()}": v for k, v in counts.items()}})
+        if best is not None:
+            tracker.parent_metrics({f"best_{cfg.metric.name}": best.last_value})
+        tracker.close("FINISHED" if status == "finished" else "FAILED")
+        folder.write_state(status=status, ended_at=time.time(), counts=counts,
+                           best_trial=best.number if best else None, tracking_errors=tracker.errors)
+
+    best_row = next((r for r in records.trial_rows() if best and r["number"] == best.number), None)
+    result = ExperimentResult(
+        name=cfg.name, folder=folder.path, counts=counts, best=best_row and {**best_row, "params": best.params},
+        tracking_uri=uri, mlflow_experiment=mlflow_experiment, parent_run_id=parent_run_id,
+        trials_path=trials_path, curves_path=curves_path, notes=notes,
+    )
+    stream.write(summary_table(summary_info(result, cfg)) + "\n")
+    stream.flush()
+    return result
+
+
+def summary_info(result: ExperimentResult, cfg: ExperimentConfig) -> dict[str, Any]:
+    best = result.best
+    counts = ", ".join(f"{k.lower()} {v}" for k, v in result.counts.items() if v)
+    return {
+        "experiment": result.name,
+        "trials": counts or "none",
+        "best trial": best and f"{best['number']}  {cfg.metric.name}={best['last_value']:.4f}  (seed {best['seed']})",
+        "best params": best and json.dumps(best["params"], sort_keys=True),
+        "MLflow": f"experiment '{result.mlflow_experiment}', parent run {result.parent_run_id}",
+        "tracking URI": result.tracking_uri,
+        "trials table": str(result.trials_path),
+        "curves table": str(result.curves_path),
+        "next": f"hypernas best {result.name} | hypernas test {result.name} | hypernas ui",
+    }

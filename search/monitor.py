@@ -1,0 +1,69 @@
+"""The driver-side sink of trial events: records (Parquet), MLflow child runs and the live view, in one place."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from search._mlflow import TrackingWriter
+from search.progress import ProgressView
+from search.records import ExperimentRecords
+
+_WRITE_EVERY_S = 2.0  # Parquet is rewritten at most this often while running (and always at the end)
+
+
+def trial_run_name(number: int) -> str:
+    return f"trial-{number:04d}"
+
+
+class Monitor:
+    """Receives trial events from the executor adapter and fans them out. All calls come from the driver."""
+
+    def __init__(self, records: ExperimentRecords, tracker: TrackingWriter, view: ProgressView, folder: Path) -> None:
+        self.records = records
+        self.tracker = tracker
+        self.view = view
+        self.folder = folder
+        self._last_write = 0.0
+
+    def trial_started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int) -> None:
+        first_start = number not in self.records.trials
+        self.records.started(number, trial_id, seed, params, epochs)
+        if first_start:  # a paused-and-resumed trial keeps its child run
+            self.tracker.trial_started(
+                number, trial_run_name(number), {**params, "epochs": epochs},
+                {"hypernas.trial_number": number, "hypernas.seed": seed, "hypernas.state": "RUNNING",
+                 "hypernas.role": "trial", "hypernas.trial_id": trial_id},
+            )
+        self.view.update(self.records)
+
+    def trial_result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None) -> None:
+        self.records.result(number, epoch, metrics, node)
+        self.tracker.trial_metrics(number, epoch, metrics, int(time.time() * 1000))
+
+    def trial_ended(self, number: int, state: str, error: str | None = None) -> None:
+        record = self.records.ended(number, state, error)
+        tags = {"hypernas.state": state, "hypernas.epochs_run": record.epochs_run, "hypernas.node": record.node,
+                "hypernas.wall_time_s": round(record.wall_time_s, 3)}
+        if record.best_value is not None:
+            tags |= {"hypernas.best_value": record.best_value, "hypernas.last_value": record.last_value}
+        self.tracker.trial_ended(number, state, {k: v for k, v in tags.items() if v is not None},
+                                 {"traceback.txt": error} if error else {})
+        self.view.update(self.records)
+        self._write(force=False)
+
+    def tick(self) -> None:
+        self.view.update(self.records)
+        self._write(force=False)
+
+    def _write(self, *, force: bool) -> tuple[Path, Path] | None:
+        if not force and time.monotonic() - self._last_write < _WRITE_EVERY_S:
+            return None
+        self._last_write = time.monotonic()
+        return self.records.write(self.folder)
+
+    def finish(self) -> tuple[Path, Path]:
+        self.view.update(self.records, force=True)
+        self.view.close()
+        return self._write(force=True)

@@ -1,0 +1,185 @@
+"""The experiment's own record of its trials, written as ``trials.parquet`` and ``curves.parquet`` (pyarrow).
+
+Kept in the driver from Tune's events; it is the source for the live view, the summary, ``status``, ``best``
+and ``export``. Files are written atomically (temp file + rename), so a reader never sees half a table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TRIALS_FILE = "trials.parquet"
+CURVES_FILE = "curves.parquet"
+STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAILED", "STALLED", "PREEMPTED")
+TRIAL_COLUMNS = (
+    "number", "trial_id", "state", "seed", "params", "epochs", "epochs_run", "metric", "best_value", "best_epoch",
+    "last_value", "wall_time_s", "node", "started_at", "ended_at", "error",
+)
+
+
+def final_state(epochs_run: int, epochs: int, errored: bool) -> str:
+    """How a trial ended: FAILED on error, COMPLETE when it trained all its epochs, else PRUNED (stopped early)."""
+    if errored:
+        return "FAILED"
+    return "COMPLETE" if epochs_run >= epochs else "PRUNED"
+
+
+@dataclass
+class TrialRecord:
+    number: int
+    trial_id: str
+    seed: int
+    params: dict[str, Any]
+    epochs: int
+    state: str = "RUNNING"
+    epochs_run: int = 0
+    best_value: float | None = None
+    best_epoch: int | None = None
+    last_value: float | None = None
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    node: str | None = None
+    error: str | None = None
+
+    @property
+    def wall_time_s(self) -> float:
+        return (self.ended_at or time.time()) - self.started_at
+
+
+def better(a: float, b: float | None, mode: str) -> bool:
+    """``a`` beats ``b`` under ``mode`` (``None`` and NaN never win)."""
+    if a is None or a != a:
+        return False
+    if b is None or b != b:
+        return True
+    return a > b if mode == "max" else a < b
+
+
+def pick_best(rows: Iterable[Mapping[str, Any]], mode: str) -> Mapping[str, Any] | None:
+    """The winner among trial rows: COMPLETE only (a pruned trial never trained its full budget), best final
+    validation value (``last_value``, what Optuna was told), ties to the lowest trial number."""
+    winner = None
+    for row in sorted(rows, key=lambda r: r["number"]):
+        if row["state"] == "COMPLETE" and better(row["last_value"], winner["last_value"] if winner else None, mode):
+            winner = row
+    return winner
+
+
+class ExperimentRecords:
+    """Trials and their per-epoch curves for one experiment, updated from the driver's event stream."""
+
+    def __init__(self, metric: str, mode: str) -> None:
+        self.metric = metric
+        self.mode = mode
+        self.trials: dict[int, TrialRecord] = {}
+        # (trial, epoch) -> row: a resumed trial that reports an epoch again replaces the row
+        self.curves: dict[tuple[int, int], dict[str, Any]] = {}
+
+    # -- events --------------------------------------------------------------------------------------------------
+    def started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int) -> TrialRecord:
+        record = self.trials.get(number)
+        if record is None:
+            record = self.trials[number] = TrialRecord(number, trial_id, seed, dict(params), epochs)
+        record.state = "RUNNING"
+        return record
+
+    def result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None) -> None:
+        record = self.trials[number]
+        record.epochs_run = max(record.epochs_run, epoch)
+        record.node = node or record.node
+        self.curves[number, epoch] = {"trial": number, "epoch": epoch, "time_s": time.time() - record.started_at,
+                                      **{k: float(v) for k, v in metrics.items()}}
+        value = metrics.get(self.metric)
+        if value is not None and math.isfinite(value):
+            record.last_value = float(value)
+            if better(float(value), record.best_value, self.mode):
+                record.best_value, record.best_epoch = float(value), epoch
+
+    def ended(self, number: int, state: str, error: str | None = None) -> TrialRecord:
+        record = self.trials[number]
+        record.state = state
+        record.ended_at = time.time()
+        record.error = error
+        return record
+
+    # -- queries -------------------------------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        for record in self.trials.values():
+            counts[record.state] = counts.get(record.state, 0) + 1
+        return counts
+
+    def best(self) -> TrialRecord | None:
+        """The winner so far (see :func:`pick_best`)."""
+        winner = pick_best(({"number": r.number, "state": r.state, "last_value": r.last_value}
+                            for r in self.trials.values()), self.mode)
+        return None if winner is None else self.trials[winner["number"]]
+
+    # -- files ---------------------------------------------------------------------------------------------------
+    def trial_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for r in sorted(self.trials.values(), key=lambda r: r.number):
+            rows.append({
+                "number": r.number, "trial_id": r.trial_id, "state": r.state, "seed": r.seed,
+                "params": json.dumps(r.params, sort_keys=True), "epochs": r.epochs, "epochs_run": r.epochs_run,
+                "metric": self.metric, "best_value": r.best_value, "best_epoch": r.best_epoch,
+                "last_value": r.last_value, "wall_time_s": r.wall_time_s, "node": r.node,
+                "started_at": r.started_at, "ended_at": r.ended_at, "error": r.error,
+            })
+        return rows
+
+    def write(self, folder: Path) -> tuple[Path, Path]:
+        trials = trials_table(self.trial_rows(), [r.params for r in sorted(self.trials.values(), key=lambda r: r.number)])
+        rows = [self.curves[key] for key in sorted(self.curves)]
+        curves = pa.Table.from_pylist(rows) if rows else pa.table(
+            {"trial": pa.array([], pa.int64()), "epoch": pa.array([], pa.int64()), "time_s": pa.array([], pa.float64())})
+        return _write_atomic(trials, folder / TRIALS_FILE), _write_atomic(curves, folder / CURVES_FILE)
+
+
+_TRIAL_TYPES = {
+    "number": pa.int64(), "trial_id": pa.string(), "state": pa.string(), "seed": pa.int64(), "params": pa.string(),
+    "epochs": pa.int64(), "epochs_run": pa.int64(), "metric": pa.string(), "best_value": pa.float64(),
+    "best_epoch": pa.int64(), "last_value": pa.float64(), "wall_time_s": pa.float64(), "node": pa.string(),
+    "started_at": pa.float64(), "ended_at": pa.float64(), "error": pa.string(),
+}
+
+
+def _param_column(values: list[Any]) -> pa.Array:
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types (e.g. a categorical of ints and strings)
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
+def trials_table(rows: list[dict[str, Any]], params: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Fixed columns (``TRIAL_COLUMNS``) plus one ``param_<name>`` column per hyperparameter (null when inactive)."""
+    params = list(params)
+    columns = {name: pa.array([row[name] for row in rows], type_) for name, type_ in _TRIAL_TYPES.items()}
+    names = sorted({k for p in params for k in p})
+    for name in names:
+        columns[f"param_{name}"] = _param_column([p.get(name) for p in params])
+    return pa.table(columns)
+
+
+def _write_atomic(table: pa.Table, path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_trials(folder: Path) -> list[dict[str, Any]]:
+    """Rows of ``trials.parquet`` (``params`` decoded), ordered by trial number."""
+    rows = pq.read_table(folder / TRIALS_FILE).to_pylist()
+    for row in rows:
+        row["params"] = json.loads(row["params"])
+    return sorted(rows, key=lambda r: r["number"])

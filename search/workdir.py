@@ -1,0 +1,77 @@
+"""Where an experiment lives: ``<workdir>/<name>/`` and the small JSON state file that ties it to MLflow."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search.config import ConfigError, ExperimentConfig, config_from_dict, read_config_file
+
+DEFAULT_WORKDIR = "hypernas-runs"
+
+
+@dataclass(frozen=True)
+class ExperimentFolder:
+    """Paths of one experiment's folder. Nothing here touches the disk until asked."""
+
+    workdir: Path
+    name: str
+
+    @property
+    def path(self) -> Path:
+        return self.workdir / self.name
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / "state.json"
+
+    @property
+    def study_file(self) -> Path:
+        return self.path / "optuna.journal"
+
+    @property
+    def audit_file(self) -> Path:
+        return self.path / "test_audit.json"
+
+    @property
+    def tune_dir(self) -> Path:
+        return self.path / "tune"
+
+    def exists(self) -> bool:
+        return self.state_file.is_file()
+
+    def read_state(self) -> dict[str, Any]:
+        return json.loads(self.state_file.read_text())
+
+    def write_state(self, **changes: Any) -> dict[str, Any]:
+        state = self.read_state() if self.state_file.exists() else {}
+        state.update(changes)
+        write_json_atomic(self.state_file, state)
+        return state
+
+    def load_config(self) -> ExperimentConfig:
+        return config_from_dict(read_config_file(self.config_file))
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def existing_experiment(workdir: str | Path, name: str) -> ExperimentFolder:
+    """The folder of experiment ``name``; an unknown name is a :class:`ConfigError` listing the known ones."""
+    folder = ExperimentFolder(Path(workdir), name)
+    if not folder.exists():
+        root = Path(workdir)
+        known = sorted(p.name for p in root.iterdir() if (p / "state.json").is_file()) if root.is_dir() else []
+        hint = f" (experiments there: {', '.join(known)})" if known else " (none there yet)"
+        raise ConfigError("name", f"no experiment {name!r} in workdir {root}{hint}")
+    return folder

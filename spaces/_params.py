@@ -1,0 +1,295 @@
+"""Parameter types: value objects validated at construction, equal and hashable by value.
+
+Every parameter serialises to a plain dict (``to_dict``) and back (``param_from_dict``); the dict is what the
+YAML ``space:`` section holds, e.g. ``{"type": "float", "low": 1e-4, "high": 0.1, "log": true}``.
+A parameter may be *conditional*: ``when=When("optimizer", ["sgd"])`` makes it active only when the parent
+parameter takes one of the given values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Union
+
+from spaces._errors import SpaceError
+
+Scalar = Union[str, int, float, bool, None]
+_SCALARS = (str, int, float, bool, type(None))
+# A grid of more points than this is almost certainly a mistake (an Int range meant to be sampled).
+MAX_GRID_POINTS = 10_000
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_scalar(path: str, value: Any) -> None:
+    if not isinstance(value, _SCALARS):
+        raise SpaceError(path, f"values must be str, int, float, bool or null (got {type(value).__name__} {value!r})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpaceError(path, f"values must be finite (got {value!r})")
+
+
+@dataclass(frozen=True)
+class When:
+    """Condition: the owning parameter is active only when ``parent`` takes one of ``values``."""
+
+    parent: str
+    values: tuple
+
+    def __init__(self, parent: str, values: Any) -> None:
+        if not isinstance(parent, str) or not parent:
+            raise SpaceError("when", f"parent must be a parameter name (got {parent!r})")
+        if isinstance(values, (list, tuple)):
+            values = tuple(values)
+        else:
+            values = (values,)
+        if not values:
+            raise SpaceError("when", f"the list of values of parent {parent!r} must not be empty")
+        for value in values:
+            _check_scalar(f"when.{parent}", value)
+        object.__setattr__(self, "parent", parent)
+        object.__setattr__(self, "values", values)
+
+    def holds(self, parent_value: Any) -> bool:
+        return any(_same(parent_value, v) for v in self.values)
+
+    def to_dict(self) -> dict:
+        return {self.parent: list(self.values)}
+
+    @classmethod
+    def from_value(cls, raw: Any) -> "When":
+        if isinstance(raw, When):
+            return raw
+        if not isinstance(raw, Mapping) or len(raw) != 1:
+            raise SpaceError("when", f"must map exactly one parent name to its values, e.g. {{optimizer: [sgd]}} (got {raw!r})")
+        ((parent, values),) = raw.items()
+        return cls(parent, values)
+
+
+def _same(a: Any, b: Any) -> bool:
+    # True == 1 in Python; a condition on a bool parent must not match the int 1.
+    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
+
+
+def _when_dict(when: When | None) -> dict:
+    return {"when": when.to_dict()} if when is not None else {}
+
+
+def _normalise_when(obj: Any, when: Any) -> None:
+    object.__setattr__(obj, "when", None if when is None else When.from_value(when))
+
+
+@dataclass(frozen=True)
+class Float:
+    """A real number in ``[low, high]``; ``log=True`` samples on a log scale, ``step`` makes it discrete.
+
+    >>> Float(1e-4, 1e-1, log=True)
+    Float(low=0.0001, high=0.1, log=True, step=None, when=None)
+    """
+
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+    when: When | None = None
+    kind: ClassVar[str] = "float"
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value):
+                raise SpaceError(name, f"must be a finite number (got {value!r})")
+            object.__setattr__(self, name, float(value))
+        if not self.low < self.high:
+            raise SpaceError("low", f"low < high must hold (got low={self.low}, high={self.high})")
+        if not isinstance(self.log, bool):
+            raise SpaceError("log", f"must be true or false (got {self.log!r})")
+        if self.log and self.low <= 0:
+            raise SpaceError("low", f"low > 0 must hold on a log scale (got low={self.low})")
+        if self.step is not None:
+            if not _is_number(self.step) or not self.step > 0:
+                raise SpaceError("step", f"must be a number > 0 (got {self.step!r})")
+            if self.log:
+                raise SpaceError("step", "a log-scale Float cannot have a step")
+            object.__setattr__(self, "step", float(self.step))
+            n = (self.high - self.low) / self.step
+            if abs(n - round(n)) > 1e-9 * max(1.0, n):
+                raise SpaceError("step", f"high - low must be a multiple of step (got low={self.low}, high={self.high}, step={self.step})")
+        _normalise_when(self, self.when)
+
+    def contains(self, value: Any) -> bool:
+        if not _is_number(value) or not self.low <= value <= self.high:
+            return False
+        if self.step is None:
+            return True
+        n = (value - self.low) / self.step
+        return abs(n - round(n)) < 1e-9 * max(1.0, abs(n))
+
+    def grid_values(self) -> tuple | None:
+        if self.step is None:
+            return None
+        n = int(round((self.high - self.low) / self.step))
+        return tuple(self.low + i * self.step for i in range(n + 1))
+
+    def to_dict(self) -> dict:
+        d: dict = {"type": self.kind, "low": self.low, "high": self.high}
+        if self.log:
+            d["log"] = True
+        if self.step is not None:
+            d["step"] = self.step
+        return d | _when_dict(self.when)
+
+
+@dataclass(frozen=True)
+class Int:
+    """An integer in ``[low, high]`` (both included) with an optional ``step`` and log scale.
+
+    >>> Int(16, 256, log=True).contains(64)
+    True
+    """
+
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+    when: When | None = None
+    kind: ClassVar[str] = "int"
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high", "step"):
+            value = getattr(self, name)
+            if not _is_int(value):
+                raise SpaceError(name, f"must be an integer (got {value!r})")
+        if not self.low < self.high:
+            raise SpaceError("low", f"low < high must hold (got low={self.low}, high={self.high})")
+        if not isinstance(self.log, bool):
+            raise SpaceError("log", f"must be true or false (got {self.log!r})")
+        if self.log and self.low <= 0:
+            raise SpaceError("low", f"low > 0 must hold on a log scale (got low={self.low})")
+        if self.step < 1:
+            raise SpaceError("step", f"step >= 1 must hold (got step={self.step})")
+        if self.log and self.step != 1:
+            raise SpaceError("step", f"a log-scale Int must have step 1 (got step={self.step})")
+        if (self.high - self.low) % self.step:
+            raise SpaceError("step", f"high - low must be a multiple of step (got low={self.low}, high={self.high}, step={self.step})")
+        _normalise_when(self, self.when)
+
+    def contains(self, value: Any) -> bool:
+        return _is_int(value) and self.low <= value <= self.high and (value - self.low) % self.step == 0
+
+    def grid_values(self) -> tuple:
+        return tuple(range(self.low, self.high + 1, self.step))
+
+    def to_dict(self) -> dict:
+        d: dict = {"type": self.kind, "low": self.low, "high": self.high}
+        if self.log:
+            d["log"] = True
+        if self.step != 1:
+            d["step"] = self.step
+        return d | _when_dict(self.when)
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """One of a fixed list of choices (str, int, float, bool or null).
+
+    >>> Categorical(["adamw", "sgd"]).choices
+    ('adamw', 'sgd')
+    """
+
+    choices: tuple
+    when: When | None = None
+    kind: ClassVar[str] = "categorical"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.choices, (str, bytes)) or not isinstance(self.choices, (list, tuple)):
+            raise SpaceError("choices", f"must be a list (got {self.choices!r})")
+        choices = tuple(self.choices)
+        if not choices:
+            raise SpaceError("choices", "must not be empty")
+        for value in choices:
+            _check_scalar("choices", value)
+        seen: list = []
+        for value in choices:
+            if any(_same(value, s) for s in seen):
+                raise SpaceError("choices", f"must be unique ({value!r} appears twice)")
+            seen.append(value)
+        object.__setattr__(self, "choices", choices)
+        _normalise_when(self, self.when)
+
+    def contains(self, value: Any) -> bool:
+        return any(_same(value, c) for c in self.choices)
+
+    def grid_values(self) -> tuple:
+        return self.choices
+
+    def to_dict(self) -> dict:
+        return {"type": self.kind, "choices": list(self.choices)} | _when_dict(self.when)
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A fixed value. In YAML a bare scalar (``epochs: 12``) is a Constant."""
+
+    value: Any
+    when: When | None = None
+    kind: ClassVar[str] = "constant"
+
+    def __post_init__(self) -> None:
+        _check_scalar("value", self.value)
+        _normalise_when(self, self.when)
+
+    def contains(self, value: Any) -> bool:
+        return _same(value, self.value)
+
+    def grid_values(self) -> tuple:
+        return (self.value,)
+
+    def to_dict(self) -> dict:
+        return {"type": self.kind, "value": self.value} | _when_dict(self.when)
+
+
+Param = Union[Float, Int, Categorical, Constant]
+PARAM_TYPES: dict[str, type] = {cls.kind: cls for cls in (Float, Int, Categorical, Constant)}
+_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    # type: (required keys, optional keys)
+    "float": ({"low", "high"}, {"log", "step", "when"}),
+    "int": ({"low", "high"}, {"log", "step", "when"}),
+    "categorical": ({"choices"}, {"when"}),
+    "constant": ({"value"}, {"when"}),
+}
+
+
+def param_from_dict(raw: Any) -> Param:
+    """Build a parameter from its dict form; a bare scalar is a :class:`Constant`.
+
+    Errors are located relative to the parameter (``low``, ``when``, ``type``, ...).
+    """
+    if isinstance(raw, PARAM_TYPES_TUPLE):
+        return raw
+    if not isinstance(raw, Mapping):
+        if isinstance(raw, (list, tuple)):
+            raise SpaceError("", f"a list is not a parameter; write {{type: categorical, choices: {list(raw)!r}}}")
+        return Constant(raw)
+    kind = raw.get("type")
+    if kind not in _FIELDS:
+        raise SpaceError("type", f"must be one of {', '.join(_FIELDS)} (got {kind!r})")
+    required, optional = _FIELDS[kind]
+    keys = set(raw) - {"type"}
+    unknown = sorted(keys - required - optional, key=str)
+    if unknown:
+        raise SpaceError(str(unknown[0]), f"unknown key for a {kind} parameter (allowed: {', '.join(sorted(required | optional))})")
+    missing = sorted(required - keys)
+    if missing:
+        raise SpaceError(missing[0], f"is required for a {kind} parameter")
+    kwargs = {k: v for k, v in raw.items() if k != "type"}
+    return PARAM_TYPES[kind](**kwargs)
+
+
+PARAM_TYPES_TUPLE = tuple(PARAM_TYPES.values())

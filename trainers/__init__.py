@@ -1,0 +1,29 @@
+"""How one trial trains: data splits (with the sealed test split), seeding, recipes and the Reporter protocol.
+
+Knows nothing of Ray or MLflow. A recipe is ``train(spec: TrialSpec, reporter: Reporter) -> Evaluator | None``.
+"""
+
+from trainers.checkpoint import state_from_bytes, state_to_bytes
+from trainers.data import (
+    DataSource,
+    Mnist1dSource,
+    ParquetSource,
+    SealedTestSplit,
+    SearchData,
+    Split,
+    make_source,
+    sealed_data,
+    search_data,
+)
+from trainers.hyper import Hyper, check_space, resolve
+from trainers.registry import BUILTIN, Trainer, resolve_trainer
+from trainers.reporting import MemoryReporter, Reporter
+from trainers.seeding import seed_everything
+from trainers.spec import Evaluator, Recipe, TrialSpec
+
+__all__ = [
+    "BUILTIN", "DataSource", "Evaluator", "Hyper", "MemoryReporter", "Mnist1dSource", "ParquetSource", "Recipe",
+    "Reporter", "SealedTestSplit", "SearchData", "Split", "Trainer", "TrialSpec", "check_space", "make_source",
+    "resolve", "resolve_trainer", "sealed_data", "search_data", "seed_everything", "state_from_bytes",
+    "state_to_bytes",
+]

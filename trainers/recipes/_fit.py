@@ -1,0 +1,158 @@
+"""The supervised training loop both built-in recipes share: optimiser, schedule, epochs, checkpoints.
+
+Recipes build a model; this module trains it. Everything random draws from generators seeded by the trial
+seed, and each epoch's state (model, optimiser, schedule, RNG states) goes to the reporter, so a resumed
+trial continues bit for bit where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainers.data import Split
+from trainers.hyper import Hyper
+from trainers.reporting import Reporter
+from trainers.spec import TrialSpec
+
+# Shared by every recipe that trains with fit_classifier; recipes add their model's own hyperparameters.
+TRAINING_HYPERPARAMETERS: dict[str, Hyper] = {
+    "lr": Hyper(3e-3, "peak learning rate", low=1e-7, high=10.0),
+    "weight_decay": Hyper(1e-2, "decoupled (adamw) or L2 (sgd, adam) weight decay", low=0.0, high=1.0),
+    "optimizer": Hyper("adamw", "optimiser", choices=("adamw", "adam", "sgd")),
+    "momentum": Hyper(0.9, "SGD momentum (nesterov)", low=0.0, high=0.999),
+    "batch_size": Hyper(128, "mini-batch size", low=1, high=65536, integer=True),
+    "schedule": Hyper("onecycle", "learning-rate schedule", choices=("constant", "cosine", "onecycle")),
+    "label_smoothing": Hyper(0.0, "cross-entropy label smoothing", low=0.0, high=0.5),
+    "augment_shift": Hyper(0, "random shift of each signal by up to this many steps (0 = off)", low=0, high=1000, integer=True),
+}
+
+# What fit_classifier reports each epoch (validation metrics only while a validation split exists).
+METRICS = ("val_accuracy", "val_loss", "train_loss", "epoch_time_s")
+_EVAL_BATCH = 2048
+
+
+class TorchClassifier:
+    """A trained classifier: the :class:`trainers.spec.Evaluator` every built-in recipe returns."""
+
+    def __init__(self, model: nn.Module, device: torch.device) -> None:
+        self.model = model
+        self.device = device
+
+    @torch.no_grad()
+    def evaluate(self, split: Split) -> dict[str, float]:
+        self.model.eval()
+        total_loss, correct = 0.0, 0
+        x_all = torch.as_tensor(split.x)
+        y_all = torch.as_tensor(split.y)
+        for start in range(0, len(split), _EVAL_BATCH):
+            x = x_all[start:start + _EVAL_BATCH].to(self.device)
+            y = y_all[start:start + _EVAL_BATCH].to(self.device)
+            logits = self.model(x)
+            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+        n = max(len(split), 1)
+        return {"loss": total_loss / n, "accuracy": correct / n}
+
+
+def _optimizer(model: nn.Module, hp: Mapping[str, Any]) -> torch.optim.Optimizer:
+    # No weight decay on biases and normalisation parameters (the usual practice; decaying them hurts).
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": hp["weight_decay"]}, {"params": rest, "weight_decay": 0.0}]
+    if hp["optimizer"] == "adamw":
+        return torch.optim.AdamW(groups, lr=hp["lr"])
+    if hp["optimizer"] == "adam":
+        return torch.optim.Adam(groups, lr=hp["lr"])
+    return torch.optim.SGD(groups, lr=hp["lr"], momentum=hp["momentum"], nesterov=hp["momentum"] > 0)
+
+
+def _schedule(optimizer: torch.optim.Optimizer, hp: Mapping[str, Any], total_steps: int):
+    if hp["schedule"] == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp["lr"], total_steps=max(total_steps, 2))
+    if hp["schedule"] == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: 1.0)
+
+
+def _shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each row of ``x`` (batch, length) by a random offset in [-max_shift, max_shift], zero-filled."""
+    if max_shift <= 0:
+        return x
+    batch, length = x.shape
+    offsets = torch.randint(0, 2 * max_shift + 1, (batch, 1), generator=generator).to(x.device)
+    padded = F.pad(x, (max_shift, max_shift))
+    index = offsets + torch.arange(length, device=x.device)[None, :]
+    return padded.gather(1, index)
+
+
+def fit_classifier(spec: TrialSpec, reporter: Reporter, model: nn.Module, hp: Mapping[str, Any]) -> TorchClassifier:
+    """Train ``model`` on ``spec.data.train`` for ``spec.epochs`` epochs; report validation metrics each epoch.
+
+    The caller seeds (``seed_everything``) *before* building ``model`` so initial weights follow the seed.
+    """
+    device = torch.device(spec.device)
+    model.to(device)
+    train = spec.data.train
+    x_train = torch.as_tensor(train.x).to(device)
+    y_train = torch.as_tensor(train.y).to(device)
+    batch_size = min(hp["batch_size"], len(train))
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    optimizer = _optimizer(model, hp)
+    schedule = _schedule(optimizer, hp, steps_per_epoch * spec.epochs)
+    # CPU generator for shuffles and augmentation: identical streams on CPU and GPU runs.
+    generator = torch.Generator().manual_seed(spec.seed)
+    evaluator = TorchClassifier(model, device)
+
+    first_epoch = 1
+    restored = reporter.restore()
+    if restored is not None:
+        last_epoch, state = restored
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        first_epoch = last_epoch + 1
+
+    for epoch in range(first_epoch, spec.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(train), generator=generator).to(device)
+        loss_sum = 0.0
+        for step in range(steps_per_epoch):
+            index = order[step * batch_size:(step + 1) * batch_size]
+            x = x_train[index]
+            if hp["augment_shift"] and x.ndim == 2:
+                x = _shift(x, hp["augment_shift"], generator)
+            loss = F.cross_entropy(model(x), y_train[index], label_smoothing=hp["label_smoothing"])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.item() * len(index)
+        metrics = {"train_loss": loss_sum / len(train)}
+        if spec.data.val is not None:
+            scores = evaluator.evaluate(spec.data.val)
+            metrics.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+        metrics["epoch_time_s"] = time.perf_counter() - started
+        if not math.isfinite(metrics["train_loss"]):
+            raise FloatingPointError(f"training diverged at epoch {epoch}: train_loss={metrics['train_loss']}")
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(device)
+        reporter.report(epoch, metrics, state)
+    return evaluator

@@ -1,0 +1,56 @@
+"""Trainer lookup: built-in recipe names (``mlp``, ``cnn``) or a user's ``package.module:function``."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+from trainers.hyper import Hyper
+from trainers.recipes import cnn, mlp
+from trainers.spec import Recipe
+
+BUILTIN = MappingProxyType({"mlp": mlp, "cnn": cnn})
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """A resolved trainer: its ``train`` callable and, where declared, its hyperparameters and the metric
+    names it reports (used to check an experiment config before anything runs)."""
+
+    name: str
+    train: Recipe
+    hyperparameters: Mapping[str, Hyper] | None
+    metrics: tuple[str, ...] | None
+
+
+def resolve_trainer(name: str) -> Trainer:
+    """``"cnn"`` → the built-in recipe; ``"pkg.mod:fn"`` → that function. A user function may carry the
+    attributes ``hyperparameters`` (a dict of :class:`~trainers.hyper.Hyper`, checked against the space like a
+    built-in's) and ``metrics`` (the metric names it reports).
+
+    Raises ``ValueError`` naming what is wrong (unknown name, module not importable, no such function).
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"must be a built-in trainer ({', '.join(BUILTIN)}) or 'package.module:function' (got {name!r})")
+    if name in BUILTIN:
+        module = BUILTIN[name]
+        return Trainer(name, module.train, module.HYPERPARAMETERS, module.METRICS)
+    if ":" not in name:
+        raise ValueError(f"unknown trainer {name!r}: use one of {', '.join(BUILTIN)} or 'package.module:function'")
+    module_name, _, attr = name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"cannot import module {module_name!r} for trainer {name!r} ({err})") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ValueError(f"module {module_name!r} has no function {attr!r} (trainer {name!r})")
+    hypers = getattr(fn, "hyperparameters", None)
+    if hypers is not None and not (isinstance(hypers, Mapping) and all(isinstance(h, Hyper) for h in hypers.values())):
+        raise ValueError(f"{name}.hyperparameters must map names to trainers.Hyper")
+    metrics = getattr(fn, "metrics", None)
+    if metrics is not None and not (isinstance(metrics, (list, tuple)) and all(isinstance(m, str) for m in metrics)):
+        raise ValueError(f"{name}.metrics must be a list of metric names")
+    return Trainer(name, fn, hypers, tuple(metrics) if metrics is not None else None)
