@@ -13,9 +13,9 @@ from search._optuna import suggest_config
 from search.config import ConfigError, ExperimentConfig, load_config
 from search.experiment import ExperimentResult, run_experiment
 from search.seeds import derive_seed
-from search.selection import SelectionError, TestSetAlreadyOpened, best_trial, test_winner
+from search.selection import SelectionError, TestSetAlreadyOpened, best_trial, run_sealed_test
 
 __all__ = [
     "ConfigError", "ExperimentConfig", "ExperimentResult", "SelectionError", "TestSetAlreadyOpened", "best_trial",
-    "derive_seed", "load_config", "run_experiment", "suggest_config", "test_winner",
+    "derive_seed", "load_config", "run_experiment", "suggest_config", "run_sealed_test",
 ]

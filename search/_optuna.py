@@ -56,6 +56,14 @@ def suggest_config(trial: optuna.trial.BaseTrial, space: Space) -> dict[str, Any
     return config
 
 
+class _AskTellGridSampler(optuna.samplers.GridSampler):
+    """GridSampler whose ``after_trial`` does not call ``Study.stop()``, which raises outside ``optimize()``.
+    Under ask/tell the driver caps the trial budget at the grid size instead (``grid_size``)."""
+
+    def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001 - Optuna's signature
+        return None
+
+
 def make_sampler(searcher: SearcherConfig, space: Space, seed: int) -> optuna.samplers.BaseSampler:
     """The Optuna sampler for ``searcher.type``, seeded with ``seed`` (derived from the experiment seed)."""
     startup = searcher.n_startup_trials
@@ -76,7 +84,7 @@ def make_sampler(searcher: SearcherConfig, space: Space, seed: int) -> optuna.sa
             )
         if searcher.type == "grid":
             grid = {name: list(values) for name, values in space.grid().items()}
-            return optuna.samplers.GridSampler(grid, seed=seed)
+            return _AskTellGridSampler(grid, seed=seed)
     raise ValueError(f"searcher.type: unknown searcher {searcher.type!r}")
 
 
@@ -110,7 +118,7 @@ class AskTellStudy:
         self.study = study
         self.space = space
         self._trials: dict[int, optuna.Trial] = {}
-        self._steps: dict[int, set[int]] = {}
+        self._steps: dict[int, dict[int, float]] = {}  # number -> {step: value} reported so far
 
     @classmethod
     def create(cls, name: str, space: Space, searcher: SearcherConfig, seed: int, mode: str,
@@ -129,7 +137,7 @@ class AskTellStudy:
         trial = self.study.ask()
         config = suggest_config(trial, self.space)
         self._trials[trial.number] = trial
-        self._steps[trial.number] = set()
+        self._steps[trial.number] = {}
         return trial.number, config
 
     def report(self, number: int, step: int, value: float) -> None:
@@ -137,8 +145,13 @@ class AskTellStudy:
         steps = self._steps.get(number)
         if steps is None or step in steps or value != value:
             return
-        steps.add(step)
+        steps[step] = float(value)
         self._trials[number].report(float(value), step)
+
+    def last_value(self, number: int) -> float | None:
+        """The value reported at the trial's latest step (what a COMPLETE trial is told)."""
+        steps = self._steps.get(number)
+        return steps[max(steps)] if steps else None
 
     def tell(self, number: int, state: str, value: float | None = None) -> None:
         trial = self._trials.pop(number, None)

@@ -147,6 +147,7 @@ class _OptunaSearcher(Searcher):
         self.cfg = cfg
         self.numbers: dict[str, int] = {}
         self.epochs: dict[str, int] = {}
+        self.last_epoch: dict[str, int] = {}  # a PAUSED trial stopped by HyperBand completes with no result
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True  # metric and mode come from the experiment config, set once
@@ -158,8 +159,11 @@ class _OptunaSearcher(Searcher):
         return {"trial_number": number, "seed": derive_seed(self.cfg.seed, number), "params": params, "epochs": epochs}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self.numbers or TIME_ATTR not in result:
+            return
+        self.last_epoch[trial_id] = int(result[TIME_ATTR])
         value = result.get(self.cfg.metric.name)
-        if trial_id in self.numbers and value is not None:
+        if value is not None:
             self.study.report(self.numbers[trial_id], int(result[TIME_ATTR]), value)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -170,11 +174,13 @@ class _OptunaSearcher(Searcher):
             # Optuna's PRUNED value is the value at the step where the trial stopped.
             self.on_trial_result(trial_id, result)
         number, epochs = self.numbers.pop(trial_id), self.epochs.pop(trial_id)
-        if not result or TIME_ATTR not in result:
+        last_epoch = self.last_epoch.pop(trial_id, None)
+        if last_epoch is None:
             self.study.tell(number, "FAILED")  # never reported: errored before its first epoch, or never ran
             return
-        state = final_state(int(result[TIME_ATTR]), epochs, error)
-        self.study.tell(number, state, result.get(self.cfg.metric.name) if state == "COMPLETE" else None)
+        state = final_state(last_epoch, epochs, error)
+        value = self.study.last_value(number) if state == "COMPLETE" else None
+        self.study.tell(number, state, value)
 
     def __getstate__(self) -> dict:
         # Tune pickles its config (tuner.pkl) for its own restore; the live study is re-attached by the driver.
@@ -182,11 +188,12 @@ class _OptunaSearcher(Searcher):
 
     def save(self, checkpoint_path: str) -> None:
         # The study itself is durable (Optuna journal); Tune only needs which trial is which number.
-        Path(checkpoint_path).write_text(json.dumps({"numbers": self.numbers, "epochs": self.epochs}))
+        Path(checkpoint_path).write_text(json.dumps(
+            {"numbers": self.numbers, "epochs": self.epochs, "last_epoch": self.last_epoch}))
 
     def restore(self, checkpoint_path: str) -> None:
         saved = json.loads(Path(checkpoint_path).read_text())
-        self.numbers, self.epochs = saved["numbers"], saved["epochs"]
+        self.numbers, self.epochs, self.last_epoch = saved["numbers"], saved["epochs"], saved["last_epoch"]
 
 
 def make_scheduler(cfg: SchedulerConfig) -> TrialScheduler:

@@ -76,9 +76,9 @@ def cmd_best(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from search.selection import test_winner
+    from search.selection import run_sealed_test
 
-    entry = test_winner(args.workdir, args.name, force=args.force)
+    entry = run_sealed_test(args.workdir, args.name, force=args.force)
     _print_json(entry)
     metric, test_name = entry["validation_metric"], entry["test_metric"]
     if entry["optimism_gap"] is not None:
@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # As with `python -m`: modules in the current folder are importable (a config's `trainer: mypkg.mod:train`).
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     from search.selection import SelectionError, TestSetAlreadyOpened
 
     try:

@@ -423,6 +423,11 @@ def config_from_dict(raw: Any, *, default_name: str | None = None) -> Experiment
     scheduler = _parse_scheduler(top.take("scheduler", lambda p, v: v, None))
     _check_epochs(space, scheduler)
     budget = _parse_budget(top.take("budget", lambda p, v: v, None))
+    if scheduler.type == "hyperband" and budget.max_concurrent is not None:
+        # Seen on Ray 2.60: the concurrency limiter counts PAUSED trials as running, so a HyperBand bracket
+        # waiting for members that cannot start any more stalls the experiment.
+        raise ConfigError("budget.max_concurrent", "cannot be combined with scheduler hyperband, which pauses "
+                          "trials; bound concurrency with resources.cpus instead (trials per node = cpus / resources.cpus)")
     searcher = _parse_searcher(top.take("searcher", lambda p, v: v, None), space)
     resources = _parse_resources(top.take("resources", lambda p, v: v, None))
     tracking = _parse_tracking(top.take("tracking", lambda p, v: v, None))

@@ -163,6 +163,7 @@ def run_experiment(
 
 def summary_info(result: ExperimentResult, cfg: ExperimentConfig) -> dict[str, Any]:
     best = result.best
+    where = "" if result.folder.parent == Path(DEFAULT_WORKDIR) else f" --workdir {result.folder.parent}"
     counts = ", ".join(f"{k.lower()} {v}" for k, v in result.counts.items() if v)
     return {
         "experiment": result.name,
@@ -173,5 +174,5 @@ def summary_info(result: ExperimentResult, cfg: ExperimentConfig) -> dict[str, A
         "tracking URI": result.tracking_uri,
         "trials table": str(result.trials_path),
         "curves table": str(result.curves_path),
-        "next": f"hypernas best {result.name} | hypernas test {result.name} | hypernas ui",
+        "next": f"hypernas best {result.name}{where} | hypernas test {result.name}{where} | hypernas ui{where}",
     }

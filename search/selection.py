@@ -1,6 +1,6 @@
 """Choosing the winner on validation data, and opening the sealed test split for it — once.
 
-``best_trial`` reads only validation metrics. ``test_winner`` is the one place that opens the test split:
+``best_trial`` reads only validation metrics. ``run_sealed_test`` is the one place that opens the test split:
 it atomically claims the one-time open (a marker file created with ``O_EXCL``), retrains the winner with its
 own seed on train+validation for the same number of epochs, scores the test split, and records an audit entry
 in the experiment folder and on the MLflow parent run. A second open is refused unless forced, and a forced
@@ -83,7 +83,7 @@ def test_metric_name(metric: str) -> str:
     return "test_" + metric[4:] if metric.startswith("val_") else f"test_{metric}"
 
 
-def test_winner(workdir: str | Path, name: str, *, force: bool = False) -> dict[str, Any]:
+def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False) -> dict[str, Any]:
     """Retrain the winner on train+validation and score it on the sealed test split, once (see module doc)."""
     folder = existing_experiment(workdir, name)
     cfg = folder.load_config()

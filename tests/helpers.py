@@ -1,0 +1,27 @@
+"""Helpers shared by tests (configs for small real experiments)."""
+
+from __future__ import annotations
+
+
+def tiny_config(name: str = "tiny", **sections) -> dict:
+    """A real but small experiment: MLP on 1,000 MNIST-1D rows, a few epochs, ASHA that prunes."""
+    config = {
+        "name": name,
+        "seed": 0,
+        "trainer": "mlp",
+        "data": {"source": "mnist1d", "num_samples": 1000},
+        "space": {
+            "lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True},
+            "width": {"type": "categorical", "choices": [16, 32]},
+            "optimizer": {"type": "categorical", "choices": ["adamw", "sgd"]},
+            "momentum": {"type": "float", "low": 0.5, "high": 0.95, "when": {"optimizer": "sgd"}},
+            "batch_size": 64,
+        },
+        "metric": {"name": "val_accuracy", "mode": "max"},
+        "searcher": {"type": "tpe", "n_startup_trials": 3},
+        "scheduler": {"type": "asha", "max_epochs": 4, "grace_period": 1, "reduction_factor": 2},
+        "budget": {"trials": 8, "max_concurrent": 2},
+        "resources": {"cpus": 1},
+    }
+    config.update(sections)
+    return config

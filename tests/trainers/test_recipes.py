@@ -1,0 +1,77 @@
+import math
+
+import pytest
+import torch
+
+from spaces import SpaceError
+from trainers import MemoryReporter, Mnist1dSource, TrialSpec, resolve_trainer, search_data, seed_everything
+
+
+@pytest.fixture(scope="module")
+def data():
+    return search_data(Mnist1dSource(num_samples=1000), seed=0)
+
+
+def run(recipe, data, params, *, epochs=3, seed=7, reporter=None):
+    reporter = reporter or MemoryReporter()
+    evaluator = resolve_trainer(recipe).train(TrialSpec(params, data, epochs, seed), reporter)
+    return reporter, evaluator
+
+
+SMALL = {"mlp": {"width": 32}, "cnn": {"width": 8, "depth": 2, "augment_shift": 2}}
+
+
+@pytest.mark.parametrize("recipe", ["mlp", "cnn"])
+def test_same_seed_gives_bit_identical_epochs(recipe, data):
+    first, _ = run(recipe, data, SMALL[recipe])
+    second, _ = run(recipe, data, SMALL[recipe])
+    strip = lambda h: [{k: v for k, v in e.items() if k != "epoch_time_s"} for e in h]  # noqa: E731
+    assert strip(first.history) == strip(second.history)  # exact float equality, every metric, every epoch
+    other, _ = run(recipe, data, SMALL[recipe], seed=8)
+    assert strip(other.history) != strip(first.history)
+
+
+@pytest.mark.parametrize("recipe", ["mlp", "cnn"])
+def test_resuming_from_a_checkpoint_continues_bit_for_bit(recipe, data):
+    full, _ = run(recipe, data, SMALL[recipe], epochs=4, reporter=MemoryReporter(keep_states=True))
+    resumed, _ = run(recipe, data, SMALL[recipe], epochs=4,
+                     reporter=MemoryReporter(resume_from=(2, full.state_at(2))))
+    assert [e["epoch"] for e in resumed.history] == [3, 4]
+    strip = lambda h: [{k: v for k, v in e.items() if k != "epoch_time_s"} for e in h]  # noqa: E731
+    assert strip(resumed.history) == strip(full.history[2:])
+
+
+def test_cnn_learns_mnist1d_and_returns_an_evaluator(data):
+    reporter, evaluator = run("cnn", data, {"width": 16, "depth": 2}, epochs=6)
+    epochs = reporter.history
+    assert [e["epoch"] for e in epochs] == list(range(1, 7))
+    assert set(epochs[0]) >= {"train_loss", "val_loss", "val_accuracy", "epoch_time_s"}
+    assert epochs[-1]["train_loss"] < epochs[0]["train_loss"]
+    assert epochs[-1]["val_accuracy"] > 0.5  # chance is 0.1
+    scores = evaluator.evaluate(data.val)
+    assert math.isclose(scores["accuracy"], epochs[-1]["val_accuracy"])
+
+
+def test_final_retrain_without_validation_reports_train_loss_only(data):
+    reporter, evaluator = run("mlp", data.merged(), {"width": 16}, epochs=2)
+    assert all(set(e) == {"epoch", "train_loss", "epoch_time_s"} for e in reporter.history)
+    assert 0 <= evaluator.evaluate(data.val)["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"optimizer": "lion"}, "optimizer: must be one of"),
+    ({"widht": 3}, "widht: is not a hyperparameter"),
+    ({"dropout": 2.0}, "dropout: must be <= 0.95"),
+])
+def test_bad_hyperparameters_fail_before_training(params, message, data):
+    with pytest.raises(SpaceError, match=message):
+        run("mlp", data, params, epochs=1)
+
+
+def test_seed_everything_sets_threads_and_determinism():
+    seed_everything(3, threads=1)
+    assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+    a = torch.rand(3)
+    seed_everything(3, threads=1, deterministic=False)
+    assert torch.equal(a, torch.rand(3)) and not torch.are_deterministic_algorithms_enabled()
+    seed_everything(0, threads=1)
