@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 
 TIME_ATTR = "epoch"  # fidelity is counted in epochs, never seconds
 _CHECKPOINT_FILE = "state.pt"
-_RESERVED = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "epoch", "epochs", "experiment_tag", "should_checkpoint"}
+_RESERVED = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "epoch", "epochs", "device", "experiment_tag",
+                                     "should_checkpoint"}
 
 
 # --- Ray itself ---------------------------------------------------------------------------------------------------
@@ -96,11 +97,13 @@ class TrialSettings:
 class _TuneReporter:
     """A trainers ``Reporter`` on Ray Tune: metrics via ``tune.report``, state as a checkpoint per epoch."""
 
-    def __init__(self, epochs: int) -> None:
+    def __init__(self, epochs: int, device: str) -> None:
         self.epochs = epochs
+        self.device = device
 
     def report(self, epoch: int, metrics: Mapping[str, float], state: Mapping[str, Any] | None = None) -> None:
-        result = {**{k: float(v) for k, v in metrics.items()}, "epoch": epoch, "epochs": self.epochs}
+        result = {**{k: float(v) for k, v in metrics.items()}, "epoch": epoch, "epochs": self.epochs,
+                  "device": self.device}
         if state is None:
             tune.report(result)
             return
@@ -121,18 +124,20 @@ def trial_entry(config: dict[str, Any], *, data: SearchData, settings: TrialSett
     """One trial, inside a Ray worker: build the TrialSpec and run the recipe."""
     import torch
 
-    device = "cuda" if settings.gpus > 0 and torch.cuda.is_available() else "cpu"
+    # Ray exposes only the trial's GPU(s) through CUDA_VISIBLE_DEVICES; the first visible one is ours.
+    on_gpu = settings.gpus > 0 and torch.cuda.is_available()
     spec = TrialSpec(
         params={k: v for k, v in config["params"].items() if k != "epochs"},
         data=data,
         epochs=config["epochs"],
         seed=config["seed"],
-        device=device,
+        device="cuda:0" if on_gpu else "cpu",
         threads=settings.threads,
         deterministic=settings.deterministic,
         trial_number=config["trial_number"],
     )
-    resolve_trainer(settings.trainer).train(spec, _TuneReporter(spec.epochs))
+    device_name = torch.cuda.get_device_name(0) if on_gpu else "cpu"
+    resolve_trainer(settings.trainer).train(spec, _TuneReporter(spec.epochs, device_name))
 
 
 # --- searcher and schedulers -----------------------------------------------------------------------------------
@@ -235,7 +240,8 @@ class _EventBridge(tune.Callback):
             return
         metrics = {k: v for k, v in result.items()
                    if k not in _RESERVED and isinstance(v, (int, float)) and not isinstance(v, bool)}
-        self.monitor.trial_result(self._number(trial), int(result[TIME_ATTR]), metrics, node_name(result))
+        self.monitor.trial_result(self._number(trial), int(result[TIME_ATTR]), metrics, node_name(result),
+                                  result.get("device"))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         last = trial.last_result or {}

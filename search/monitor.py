@@ -38,13 +38,15 @@ class Monitor:
             )
         self.view.update(self.records)
 
-    def trial_result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None) -> None:
-        self.records.result(number, epoch, metrics, node)
+    def trial_result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
+                     device: str | None = None) -> None:
+        self.records.result(number, epoch, metrics, node, device)
         self.tracker.trial_metrics(number, epoch, metrics, int(time.time() * 1000))
 
     def trial_ended(self, number: int, state: str, error: str | None = None) -> None:
         record = self.records.ended(number, state, error)
         tags = {"hypernas.state": state, "hypernas.epochs_run": record.epochs_run, "hypernas.node": record.node,
+                "hypernas.device": record.device,
                 "hypernas.wall_time_s": round(record.wall_time_s, 3)}
         if record.best_value is not None:
             tags |= {"hypernas.best_value": record.best_value, "hypernas.last_value": record.last_value}

@@ -22,7 +22,7 @@ CURVES_FILE = "curves.parquet"
 STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAILED", "STALLED", "PREEMPTED")
 TRIAL_COLUMNS = (
     "number", "trial_id", "state", "seed", "params", "epochs", "epochs_run", "metric", "best_value", "best_epoch",
-    "last_value", "wall_time_s", "node", "started_at", "ended_at", "error",
+    "last_value", "wall_time_s", "node", "device", "started_at", "ended_at", "error",
 )
 
 
@@ -48,6 +48,7 @@ class TrialRecord:
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     node: str | None = None
+    device: str | None = None
     error: str | None = None
 
     @property
@@ -92,10 +93,12 @@ class ExperimentRecords:
         record.state = "RUNNING"
         return record
 
-    def result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None) -> None:
+    def result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
+               device: str | None = None) -> None:
         record = self.trials[number]
         record.epochs_run = max(record.epochs_run, epoch)
         record.node = node or record.node
+        record.device = device or record.device
         self.curves[number, epoch] = {"trial": number, "epoch": epoch, "time_s": time.time() - record.started_at,
                                       **{k: float(v) for k, v in metrics.items()}}
         value = metrics.get(self.metric)
@@ -132,7 +135,7 @@ class ExperimentRecords:
                 "number": r.number, "trial_id": r.trial_id, "state": r.state, "seed": r.seed,
                 "params": json.dumps(r.params, sort_keys=True), "epochs": r.epochs, "epochs_run": r.epochs_run,
                 "metric": self.metric, "best_value": r.best_value, "best_epoch": r.best_epoch,
-                "last_value": r.last_value, "wall_time_s": r.wall_time_s, "node": r.node,
+                "last_value": r.last_value, "wall_time_s": r.wall_time_s, "node": r.node, "device": r.device,
                 "started_at": r.started_at, "ended_at": r.ended_at, "error": r.error,
             })
         return rows
@@ -149,6 +152,7 @@ _TRIAL_TYPES = {
     "number": pa.int64(), "trial_id": pa.string(), "state": pa.string(), "seed": pa.int64(), "params": pa.string(),
     "epochs": pa.int64(), "epochs_run": pa.int64(), "metric": pa.string(), "best_value": pa.float64(),
     "best_epoch": pa.int64(), "last_value": pa.float64(), "wall_time_s": pa.float64(), "node": pa.string(),
+    "device": pa.string(),
     "started_at": pa.float64(), "ended_at": pa.float64(), "error": pa.string(),
 }
 

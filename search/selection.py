@@ -96,7 +96,7 @@ def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False) -> d
         search, sealed = sealed_data(cfg.data, derive_seed(cfg.seed, "data"))
         import torch
 
-        device = "cuda" if cfg.resources.gpus > 0 and torch.cuda.is_available() else "cpu"
+        device = "cuda:0" if cfg.resources.gpus > 0 and torch.cuda.is_available() else "cpu"
         spec = TrialSpec(
             params={k: v for k, v in winner["params"].items() if k != "epochs"}, data=search.merged(),
             epochs=int(winner["epochs"]), seed=int(winner["seed"]), device=device, threads=cfg.resources.threads,
