@@ -179,13 +179,15 @@ class _OptunaSearcher(Searcher):
             # Optuna's PRUNED value is the value at the step where the trial stopped.
             self.on_trial_result(trial_id, result)
         number, epochs = self.numbers.pop(trial_id), self.epochs.pop(trial_id)
-        last_epoch = self.last_epoch.pop(trial_id, None)
-        if last_epoch is None:
-            self.study.tell(number, "FAILED")  # never reported: errored before its first epoch, or never ran
-            return
-        state = final_state(last_epoch, epochs, error)
-        value = self.study.last_value(number) if state == "COMPLETE" else None
-        self.study.tell(number, state, value)
+        # Same rule as the records (final_state): a trial stopped before its first report is PRUNED unless it
+        # errored; one that trained all its epochs is COMPLETE with its last value.
+        state = final_state(self.last_epoch.pop(trial_id, 0), epochs, error)
+        self.study.tell(number, state, self.study.last_value(number) if state == "COMPLETE" else None)
+
+    def close_open_trials(self) -> None:
+        """Tell Optuna about trials Tune ended without a completion event (e.g. cut by the time budget)."""
+        for trial_id in list(self.numbers):
+            self.on_trial_complete(trial_id, None)
 
     def __getstate__(self) -> dict:
         # Tune pickles its config (tuner.pkl) for its own restore; the live study is re-attached by the driver.
@@ -269,12 +271,13 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
         tune.with_parameters(trial_entry, data=data, settings=settings),
         {"cpu": cfg.resources.cpus, "gpu": cfg.resources.gpus},
     )
+    searcher = _OptunaSearcher(study, cfg)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             metric=cfg.metric.name,
             mode=cfg.metric.mode,
-            search_alg=_OptunaSearcher(study, cfg),
+            search_alg=searcher,
             scheduler=make_scheduler(cfg.scheduler),
             num_samples=trials,
             max_concurrent_trials=cfg.budget.max_concurrent,
@@ -292,4 +295,7 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
             failure_config=tune.FailureConfig(max_failures=0),
         ),
     )
-    tuner.fit()
+    try:
+        tuner.fit()
+    finally:
+        searcher.close_open_trials()

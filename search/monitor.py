@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from search._mlflow import TrackingWriter
 from search.progress import ProgressView
-from search.records import ExperimentRecords
+from search.records import ExperimentRecords, final_state
 
 _WRITE_EVERY_S = 2.0  # Parquet is rewritten at most this often while running (and always at the end)
 
@@ -43,9 +43,9 @@ class Monitor:
         self.records.result(number, epoch, metrics, node, device)
         self.tracker.trial_metrics(number, epoch, metrics, int(time.time() * 1000))
 
-    def trial_ended(self, number: int, state: str, error: str | None = None) -> None:
+    def trial_ended(self, number: int, state: str, error: str | None = None, reason: str | None = None) -> None:
         record = self.records.ended(number, state, error)
-        tags = {"hypernas.state": state, "hypernas.epochs_run": record.epochs_run, "hypernas.node": record.node,
+        tags = {"hypernas.stop_reason": reason,"hypernas.state": state, "hypernas.epochs_run": record.epochs_run, "hypernas.node": record.node,
                 "hypernas.device": record.device,
                 "hypernas.wall_time_s": round(record.wall_time_s, 3)}
         if record.best_value is not None:
@@ -65,7 +65,12 @@ class Monitor:
         self._last_write = time.monotonic()
         return self.records.write(self.folder)
 
-    def finish(self) -> tuple[Path, Path]:
+    def finish(self, reason: str = "the experiment ended while it ran") -> tuple[Path, Path]:
+        """Close trials Tune ended without an event (time budget, interrupt), then write everything."""
+        for record in list(self.records.trials.values()):
+            if record.state == "RUNNING":
+                self.trial_ended(record.number, final_state(record.epochs_run, record.epochs, errored=False),
+                                 reason=reason)
         self.view.update(self.records, force=True)
         self.view.close()
         return self._write(force=True)

@@ -27,7 +27,8 @@ TRIAL_COLUMNS = (
 
 
 def final_state(epochs_run: int, epochs: int, errored: bool) -> str:
-    """How a trial ended: FAILED on error, COMPLETE when it trained all its epochs, else PRUNED (stopped early)."""
+    """How a trial ended: FAILED on error, COMPLETE when it trained all its epochs, else PRUNED — stopped early,
+    by the scheduler or by the end of the experiment (time budget)."""
     if errored:
         return "FAILED"
     return "COMPLETE" if epochs_run >= epochs else "PRUNED"

@@ -25,3 +25,14 @@ def tiny_config(name: str = "tiny", **sections) -> dict:
     }
     config.update(sections)
     return config
+
+
+def failing_train(spec, reporter):
+    """A trainer for tests: trials with ``x > 0.5`` raise at epoch 2; the rest report a value of ``x``."""
+    for epoch in range(1, spec.epochs + 1):
+        if spec.params["x"] > 0.5 and epoch == 2:
+            raise RuntimeError(f"boom in trial {spec.trial_number} at epoch {epoch}")
+        reporter.report(epoch, {"val_loss": spec.params["x"] / epoch})
+
+
+failing_train.metrics = ("val_loss",)
