@@ -287,8 +287,8 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
             trial_dirname_creator=lambda t: f"trial_{int(t.config['trial_number']):04d}",
         ),
         run_config=tune.RunConfig(
-            name="tune",
-            storage_path=str(storage.resolve()),
+            name=storage.name,
+            storage_path=str(storage.parent.resolve()),
             verbose=0,
             callbacks=[_EventBridge(monitor)],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),

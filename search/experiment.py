@@ -109,6 +109,7 @@ def run_experiment(
     mlflow_experiment = cfg.tracking.experiment or cfg.name
     tracker = _mlflow.TrackingWriter(uri, mlflow_experiment, _mlflow.default_artifact_location(uri, workdir))
     if folder.path.exists():
+        _supersede(folder, uri)
         shutil.rmtree(folder.path)
     folder.path.mkdir(parents=True)
     config_yaml = cfg.to_yaml()
@@ -136,6 +137,9 @@ def run_experiment(
     try:
         run_trials(cfg, study, data, folder.tune_dir, monitor, trials)
         status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
     finally:
         trials_path, curves_path = monitor.finish()
         best = records.best()
@@ -159,6 +163,18 @@ def run_experiment(
     stream.write(summary_table(summary_info(result, cfg)) + "\n")
     stream.flush()
     return result
+
+
+def _supersede(folder: ExperimentFolder, uri: str) -> None:
+    """Mark the replaced experiment's MLflow parent run, so the UI tells the old run from the new one."""
+    if not folder.state_file.is_file():
+        return
+    old = folder.read_state()
+    if old.get("parent_run_id") and old.get("tracking_uri") == uri:
+        try:
+            _mlflow.log_to_run(uri, old["parent_run_id"], tags={"hypernas.superseded": "true"})
+        except Exception as err:  # noqa: BLE001 - a missing old run must not block the new experiment
+            sys.stderr.write(f"note: could not mark the replaced MLflow run {old['parent_run_id']}: {err}\n")
 
 
 def summary_info(result: ExperimentResult, cfg: ExperimentConfig) -> dict[str, Any]:

@@ -71,6 +71,6 @@ class Monitor:
             if record.state == "RUNNING":
                 self.trial_ended(record.number, final_state(record.epochs_run, record.epochs, errored=False),
                                  reason=reason)
-        self.view.update(self.records, force=True)
+        self.view.update(self.records)  # prints only if the last line printed is not already the final state
         self.view.close()
         return self._write(force=True)

@@ -60,5 +60,5 @@ def summary_table(info: Mapping[str, Any]) -> str:
     """The end-of-run report: best trial, counts, where the results are."""
     rows = [(key, str(value)) for key, value in info.items() if value is not None]
     width = max(len(key) for key, _ in rows)
-    rule = "-" * (width + 2 + max(len(value) for _, value in rows))
+    rule = "-" * min(100, width + 2 + max(len(value) for _, value in rows))
     return "\n".join([rule, *(f"{key:<{width}}  {value}" for key, value in rows), rule])

@@ -52,7 +52,7 @@ def _winner(folder: ExperimentFolder) -> dict[str, Any]:
         states = ", ".join(sorted({r["state"] for r in rows})) or "none"
         raise SelectionError(f"experiment {folder.name!r} has no COMPLETE trial to select (trial states: {states})")
     return {
-        "experiment": folder.name, "trial": winner["number"], "metric": cfg.metric.name, "mode": cfg.metric.mode,
+        "experiment": folder.name, "status": folder.read_state().get("status"), "trial": winner["number"], "metric": cfg.metric.name, "mode": cfg.metric.mode,
         "value": winner["last_value"], "best_epoch_value": winner["best_value"], "seed": winner["seed"],
         "epochs": winner["epochs"], "params": winner["params"], "trial_id": winner["trial_id"],
     }
@@ -87,8 +87,11 @@ def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False) -> d
     """Retrain the winner on train+validation and score it on the sealed test split, once (see module doc)."""
     folder = existing_experiment(workdir, name)
     cfg = folder.load_config()
-    winner = _winner(folder)
     state = folder.read_state()
+    if state.get("status") == "running":
+        raise SelectionError(f"experiment {name!r} is still running; the sealed test split is opened once, for "
+                             "the final winner, after the search has ended")
+    winner = _winner(folder)
     trainer = resolve_trainer(cfg.trainer)
     first = _claim(folder, force)
     opened = False

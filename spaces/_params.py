@@ -77,6 +77,16 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
 
 
+def _check_bounds(param: "Float | Int") -> None:
+    """The rules Float and Int share: ``low < high``, and ``low > 0`` on a log scale."""
+    if not param.low < param.high:
+        raise SpaceError("low", f"low < high must hold (got low={param.low}, high={param.high})")
+    if not isinstance(param.log, bool):
+        raise SpaceError("log", f"must be true or false (got {param.log!r})")
+    if param.log and param.low <= 0:
+        raise SpaceError("low", f"low > 0 must hold on a log scale (got low={param.low})")
+
+
 def _when_dict(when: When | None) -> dict:
     return {"when": when.to_dict()} if when is not None else {}
 
@@ -106,12 +116,7 @@ class Float:
             if not _is_number(value) or not math.isfinite(value):
                 raise SpaceError(name, f"must be a finite number (got {value!r})")
             object.__setattr__(self, name, float(value))
-        if not self.low < self.high:
-            raise SpaceError("low", f"low < high must hold (got low={self.low}, high={self.high})")
-        if not isinstance(self.log, bool):
-            raise SpaceError("log", f"must be true or false (got {self.log!r})")
-        if self.log and self.low <= 0:
-            raise SpaceError("low", f"low > 0 must hold on a log scale (got low={self.low})")
+        _check_bounds(self)
         if self.step is not None:
             if not _is_number(self.step) or not self.step > 0:
                 raise SpaceError("step", f"must be a number > 0 (got {self.step!r})")
@@ -166,12 +171,7 @@ class Int:
             value = getattr(self, name)
             if not _is_int(value):
                 raise SpaceError(name, f"must be an integer (got {value!r})")
-        if not self.low < self.high:
-            raise SpaceError("low", f"low < high must hold (got low={self.low}, high={self.high})")
-        if not isinstance(self.log, bool):
-            raise SpaceError("log", f"must be true or false (got {self.log!r})")
-        if self.log and self.low <= 0:
-            raise SpaceError("low", f"low > 0 must hold on a log scale (got low={self.low})")
+        _check_bounds(self)
         if self.step < 1:
             raise SpaceError("step", f"step >= 1 must hold (got step={self.step})")
         if self.log and self.step != 1:
@@ -284,10 +284,11 @@ def param_from_dict(raw: Any) -> Param:
     keys = set(raw) - {"type"}
     unknown = sorted(keys - required - optional, key=str)
     if unknown:
-        raise SpaceError(str(unknown[0]), f"unknown key for a {kind} parameter (allowed: {', '.join(sorted(required | optional))})")
+        allowed = ", ".join(sorted(required | optional))
+        raise SpaceError(str(unknown[0]), f"unknown key for a parameter of type {kind} (allowed: {allowed})")
     missing = sorted(required - keys)
     if missing:
-        raise SpaceError(missing[0], f"is required for a {kind} parameter")
+        raise SpaceError(missing[0], f"is required for a parameter of type {kind}")
     kwargs = {k: v for k, v in raw.items() if k != "type"}
     return PARAM_TYPES[kind](**kwargs)
 

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from search import TestSetAlreadyOpened, best_trial, run_experiment, run_sealed_test
+from search import SelectionError, TestSetAlreadyOpened, best_trial, run_experiment, run_sealed_test
 from search._mlflow import PARENT_ID_TAG
 from search._optuna import load_study
 from search.cli import main
@@ -110,6 +110,13 @@ def test_best_then_sealed_test_once_then_refusal_then_forced(experiment, capsys)
     assert best["value"] == max(r["last_value"] for r in complete) and best["trial"] == result.best["number"]
     assert main(["best", "e2e", "--workdir", str(workdir)]) == 0
     assert json.loads(capsys.readouterr().out)["trial"] == best["trial"]
+
+    state = json.loads((result.folder / "state.json").read_text())
+    (result.folder / "state.json").write_text(json.dumps({**state, "status": "running"}))
+    with pytest.raises(SelectionError, match="still running"):  # a live search's leader is not the winner yet
+        run_sealed_test(workdir, "e2e")
+    (result.folder / "state.json").write_text(json.dumps(state))
+    assert not (result.folder / "test_audit.json").exists()
 
     entry = run_sealed_test(workdir, "e2e")
     assert entry["trial"] == best["trial"] and entry["open"] == 1 and entry["forced"] is False

@@ -113,6 +113,15 @@ def test_real_cli_process_runs_an_experiment(tmp_path):
     bad = subprocess.run([*HYPERNAS, "run", str(config), "--workdir", str(tmp_path / "w")], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "already exists" in bad.stderr
+    again = subprocess.run([*HYPERNAS, "run", str(config), "--workdir", str(tmp_path / "w"), "--overwrite",
+                            "--set", "budget.trials=2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'w' / 'mlflow.db'}")
+    parents = client.search_runs([client.get_experiment_by_name("cli").experiment_id],
+                                 "tags.`hypernas.role` = 'experiment'")
+    assert sorted(p.data.tags.get("hypernas.superseded", "no") for p in parents) == ["no", "true"]
 
 
 def _free_port() -> int:
