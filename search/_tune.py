@@ -50,8 +50,6 @@ from search.records import final_state  # noqa: E402
 from search.seeds import derive_seed  # noqa: E402
 from trainers import SearchData, TrialSpec, resolve_trainer, state_from_bytes, state_to_bytes  # noqa: E402
 
-log = logging.getLogger(__name__)
-
 TIME_ATTR = "epoch"  # fidelity is counted in epochs, never seconds
 _CHECKPOINT_FILE = "state.pt"
 _RESERVED = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "epoch", "epochs", "device", "experiment_tag",
@@ -62,7 +60,7 @@ _RESERVED = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "epoch", "epochs", "dev
 
 
 def ensure_ray(address: str | None = None) -> bool:
-    """Connect to Ray; returns True when this call started a private local instance (the caller shuts it down).
+    """Connect to Ray; True when this call started a private local instance (it ends with the process).
 
     An explicit ``address`` or ``RAY_ADDRESS`` (set inside ``ray job submit``) joins that cluster. Otherwise a
     private local instance starts (laptop mode) — never a silent join of some other cluster on the machine.
@@ -78,6 +76,7 @@ def ensure_ray(address: str | None = None) -> bool:
 
 
 def node_name(result: Mapping[str, Any]) -> str | None:
+    """``hostname/ip`` of the node that produced a result (Ray fills both in)."""
     return result.get("hostname") and f"{result.get('hostname')}/{result.get('node_ip')}"
 
 
