@@ -26,6 +26,8 @@ from typing import Any, Mapping
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 # ... so Tune's end-of-run analysis finds no result.json and would warn once per trial; our records are complete.
 logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+# Our live view replaces Tune's console output; its new output engine prints a banner even at verbose=0.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 # A checkpoint per epoch makes Tune snapshot its state often; that is expected here, not a warning.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 # Token authentication is Ray 2.60's default; saying so explicitly keeps it on and silences the notice. Ray reads
@@ -59,20 +61,42 @@ _RESERVED = set(AUTO_RESULT_KEYS) | {"done", "trial_id", "epoch", "epochs", "dev
 # --- Ray itself ---------------------------------------------------------------------------------------------------
 
 
+def running_local_cluster() -> str | None:
+    """The address of a live cluster started on this machine with ``ray start``, if there is one.
+
+    Ray records the last ``ray start`` in its temp folder but never removes the record; it counts only while
+    that cluster's GCS process is still running. Other programs' private Ray instances are never joined.
+    """
+    from ray._private import services  # Ray's own discovery, as ray.init() uses it (pinned Ray version)
+
+    started = services.find_bootstrap_address(None)
+    return started if started and started in services.find_gcs_addresses() else None
+
+
 def ensure_ray(address: str | None = None) -> bool:
     """Connect to Ray; True when this call started a private local instance (it ends with the process).
 
-    An explicit ``address`` or ``RAY_ADDRESS`` (set inside ``ray job submit``) joins that cluster. Otherwise a
-    private local instance starts (laptop mode) — never a silent join of some other cluster on the machine.
+    Joins, in this order: an explicit ``address``; ``RAY_ADDRESS`` (set inside ``ray job submit``); a cluster
+    started on this machine with ``ray start``. With none of them, a private local instance starts (laptop mode).
     """
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = address or os.environ.get("RAY_ADDRESS") or running_local_cluster()
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         return False
     ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     return True
+
+
+def describe_cluster(started_here: bool) -> str:
+    """One line on where trials will run: a private local instance or a cluster, with its resources."""
+    resources = ray.cluster_resources()
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    what = "local Ray started for this run" if started_here else \
+        f"Ray cluster at {ray.get_runtime_context().gcs_address}"
+    return (f"{what}: {nodes} node{'s' if nodes != 1 else ''}, {resources.get('CPU', 0):g} CPUs, "
+            f"{resources.get('GPU', 0):g} GPUs")
 
 
 def node_name(result: Mapping[str, Any]) -> str | None:

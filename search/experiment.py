@@ -101,9 +101,9 @@ def run_experiment(
         raise ConfigError("data", str(err)) from None
     trials, notes = trial_budget(cfg)
 
-    from search._tune import ensure_ray, run_trials  # ray is imported only when an experiment really runs
+    from search._tune import describe_cluster, ensure_ray, run_trials  # ray loads only when a search runs
 
-    ensure_ray(address)
+    stream.write(f"ray: {describe_cluster(ensure_ray(address))}\n")
     workdir.mkdir(parents=True, exist_ok=True)
     uri = _mlflow.resolve_tracking_uri(cfg.tracking.uri, workdir)
     mlflow_experiment = cfg.tracking.experiment or cfg.name
