@@ -10,12 +10,13 @@ Plain Optuna users can ask a trial for a configuration from a ``spaces.Space`` w
 """
 
 from search._optuna import suggest_config
+from search._optuna.evolution import RegularizedEvolutionSampler
 from search.config import ConfigError, ExperimentConfig, load_config
 from search.experiment import ExperimentResult, run_experiment
 from search.seeds import derive_seed
 from search.selection import SelectionError, TestSetAlreadyOpened, best_trial, run_sealed_test
 
 __all__ = [
-    "ConfigError", "ExperimentConfig", "ExperimentResult", "SelectionError", "TestSetAlreadyOpened", "best_trial",
+    "ConfigError", "RegularizedEvolutionSampler", "ExperimentConfig", "ExperimentResult", "SelectionError", "TestSetAlreadyOpened", "best_trial",
     "derive_seed", "load_config", "run_experiment", "suggest_config", "run_sealed_test",
 ]

@@ -13,7 +13,7 @@ The YAML format (all sections but ``space`` optional)::
     space:                      # see spaces.Space; `epochs` sets each trial's epochs
       lr: {type: float, low: 1e-4, high: 1e-1, log: true}
     metric: {name: val_accuracy, mode: max}
-    searcher: {type: tpe, n_startup_trials: 5}       # tpe | random | cmaes | grid
+    searcher: {type: tpe, n_startup_trials: 5}       # tpe | random | cmaes | grid | evolution
     scheduler: {type: asha, max_epochs: 10, grace_period: 1, reduction_factor: 3}  # asha | hyperband | median | none
     budget: {trials: 20, max_concurrent: 2, time_budget_s: null}
     resources: {cpus: 1, gpus: 0}
@@ -33,7 +33,7 @@ import yaml
 from spaces import Constant, Int, Space, SpaceError, dump_yaml, load_yaml
 from trainers import DataSource, Mnist1dSource, ParquetSource, check_space, resolve_trainer
 
-SEARCHERS = ("tpe", "random", "cmaes", "grid")
+SEARCHERS = ("tpe", "random", "cmaes", "grid", "evolution")
 # Settings each scheduler takes besides ``type`` (read and written only for that scheduler).
 SCHEDULER_SETTINGS = {
     "asha": ("max_epochs", "grace_period", "reduction_factor"),
@@ -158,17 +158,32 @@ class MetricConfig:
     mode: str = "max"
 
 
+# Settings each searcher takes besides ``type``.
+SEARCHER_SETTINGS = {
+    "tpe": ("n_startup_trials",),
+    "random": (),
+    "cmaes": ("n_startup_trials",),
+    "grid": (),
+    "evolution": ("population_size", "sample_size"),
+}
+
+
 @dataclass(frozen=True)
 class SearcherConfig:
-    """Which Optuna sampler proposes configurations. ``n_startup_trials``: random trials before TPE/CMA-ES model."""
+    """Which sampler proposes configurations: Optuna's (tpe, random, cmaes, grid) or regularized evolution.
+
+    ``n_startup_trials``: random trials before the TPE / CMA-ES model (default 10 / 1). Evolution:
+    ``population_size`` most recent trials form the population, tournaments of ``sample_size``.
+    """
 
     type: str = "tpe"
     n_startup_trials: int | None = None
+    population_size: int = 20
+    sample_size: int = 5
 
     def to_dict(self) -> dict[str, Any]:
-        if self.type in ("tpe", "cmaes") and self.n_startup_trials is not None:
-            return {"type": self.type, "n_startup_trials": self.n_startup_trials}
-        return {"type": self.type}
+        settings = {k: getattr(self, k) for k in SEARCHER_SETTINGS[self.type]}
+        return {"type": self.type} | {k: v for k, v in settings.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -306,14 +321,20 @@ def _parse_searcher(raw: Any, space: Space) -> SearcherConfig:
         raw = {"type": raw}
     section = _Section(raw, "searcher")
     kind = section.take("type", _choice(SEARCHERS), "tpe")
-    startup = section.take("n_startup_trials", _optional(_int(0)), None) if kind in ("tpe", "cmaes") else None
+    checks = {"n_startup_trials": _optional(_int(0)), "population_size": _int(2), "sample_size": _int(1)}
+    defaults = SearcherConfig()
+    values = {key: section.take(key, checks[key], getattr(defaults, key)) for key in SEARCHER_SETTINGS[kind]}
     section.finish()
+    searcher = dataclasses.replace(defaults, type=kind, **values)
+    if searcher.sample_size > searcher.population_size:
+        raise ConfigError("searcher.sample_size", f"sample_size <= population_size must hold "
+                                                  f"(got {searcher.sample_size} > {searcher.population_size})")
     if kind == "grid":
         try:
             space.grid()
         except SpaceError as err:
             raise err_at("space", err) from None
-    return SearcherConfig(kind, startup)
+    return searcher
 
 
 def _parse_scheduler(raw: Any) -> SchedulerConfig:

@@ -1,7 +1,7 @@
 """Parameter types: value objects validated at construction, equal and hashable by value.
 
-Every parameter serialises to a plain dict (``to_dict``) and back (``param_from_dict``); the dict is what the
-YAML ``space:`` section holds, e.g. ``{"type": "float", "low": 1e-4, "high": 0.1, "log": true}``.
+Every parameter serialises to a plain dict (``to_dict``) and back (``spaces.param_from_dict``); the dict is what
+the YAML ``space:`` section holds, e.g. ``{"type": "float", "low": 1e-4, "high": 0.1, "log": true}``.
 A parameter may be *conditional*: ``when=When("optimizer", ["sgd"])`` makes it active only when the parent
 parameter takes one of the given values.
 """
@@ -28,7 +28,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_scalar(path: str, value: Any) -> None:
+def check_scalar(path: str, value: Any) -> None:
     if not isinstance(value, _SCALARS):
         raise SpaceError(path, f"values must be str, int, float, bool or null (got {type(value).__name__} {value!r})")
     if isinstance(value, float) and not math.isfinite(value):
@@ -52,7 +52,7 @@ class When:
         if not values:
             raise SpaceError("when", f"the list of values of parent {parent!r} must not be empty")
         for value in values:
-            _check_scalar(f"when.{parent}", value)
+            check_scalar(f"when.{parent}", value)
         object.__setattr__(self, "parent", parent)
         object.__setattr__(self, "values", values)
 
@@ -87,11 +87,11 @@ def _check_bounds(param: "Float | Int") -> None:
         raise SpaceError("low", f"low > 0 must hold on a log scale (got low={param.low})")
 
 
-def _when_dict(when: When | None) -> dict:
+def when_dict(when: When | None) -> dict:
     return {"when": when.to_dict()} if when is not None else {}
 
 
-def _normalise_when(obj: Any, when: Any) -> None:
+def normalise_when(obj: Any, when: Any) -> None:
     object.__setattr__(obj, "when", None if when is None else When.from_value(when))
 
 
@@ -109,6 +109,8 @@ class Float:
     step: float | None = None
     when: When | None = None
     kind: ClassVar[str] = "float"
+    required_keys: ClassVar[frozenset] = frozenset({"low", "high"})
+    optional_keys: ClassVar[frozenset] = frozenset({"log", "step", "when"})
 
     def __post_init__(self) -> None:
         for name in ("low", "high"):
@@ -126,7 +128,7 @@ class Float:
             n = (self.high - self.low) / self.step
             if abs(n - round(n)) > 1e-9 * max(1.0, n):
                 raise SpaceError("step", f"high - low must be a multiple of step (got low={self.low}, high={self.high}, step={self.step})")
-        _normalise_when(self, self.when)
+        normalise_when(self, self.when)
 
     def contains(self, value: Any) -> bool:
         if not _is_number(value) or not self.low <= value <= self.high:
@@ -148,7 +150,7 @@ class Float:
             d["log"] = True
         if self.step is not None:
             d["step"] = self.step
-        return d | _when_dict(self.when)
+        return d | when_dict(self.when)
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,8 @@ class Int:
     step: int = 1
     when: When | None = None
     kind: ClassVar[str] = "int"
+    required_keys: ClassVar[frozenset] = frozenset({"low", "high"})
+    optional_keys: ClassVar[frozenset] = frozenset({"log", "step", "when"})
 
     def __post_init__(self) -> None:
         for name in ("low", "high", "step"):
@@ -178,7 +182,7 @@ class Int:
             raise SpaceError("step", f"a log-scale Int must have step 1 (got step={self.step})")
         if (self.high - self.low) % self.step:
             raise SpaceError("step", f"high - low must be a multiple of step (got low={self.low}, high={self.high}, step={self.step})")
-        _normalise_when(self, self.when)
+        normalise_when(self, self.when)
 
     def contains(self, value: Any) -> bool:
         return _is_int(value) and self.low <= value <= self.high and (value - self.low) % self.step == 0
@@ -192,7 +196,7 @@ class Int:
             d["log"] = True
         if self.step != 1:
             d["step"] = self.step
-        return d | _when_dict(self.when)
+        return d | when_dict(self.when)
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,8 @@ class Categorical:
     choices: tuple
     when: When | None = None
     kind: ClassVar[str] = "categorical"
+    required_keys: ClassVar[frozenset] = frozenset({"choices"})
+    optional_keys: ClassVar[frozenset] = frozenset({"when"})
 
     def __post_init__(self) -> None:
         if isinstance(self.choices, (str, bytes)) or not isinstance(self.choices, (list, tuple)):
@@ -214,14 +220,14 @@ class Categorical:
         if not choices:
             raise SpaceError("choices", "must not be empty")
         for value in choices:
-            _check_scalar("choices", value)
+            check_scalar("choices", value)
         seen: list = []
         for value in choices:
             if any(_same(value, s) for s in seen):
                 raise SpaceError("choices", f"must be unique ({value!r} appears twice)")
             seen.append(value)
         object.__setattr__(self, "choices", choices)
-        _normalise_when(self, self.when)
+        normalise_when(self, self.when)
 
     def contains(self, value: Any) -> bool:
         return any(_same(value, c) for c in self.choices)
@@ -230,7 +236,7 @@ class Categorical:
         return self.choices
 
     def to_dict(self) -> dict:
-        return {"type": self.kind, "choices": list(self.choices)} | _when_dict(self.when)
+        return {"type": self.kind, "choices": list(self.choices)} | when_dict(self.when)
 
 
 @dataclass(frozen=True)
@@ -240,10 +246,12 @@ class Constant:
     value: Any
     when: When | None = None
     kind: ClassVar[str] = "constant"
+    required_keys: ClassVar[frozenset] = frozenset({"value"})
+    optional_keys: ClassVar[frozenset] = frozenset({"when"})
 
     def __post_init__(self) -> None:
-        _check_scalar("value", self.value)
-        _normalise_when(self, self.when)
+        check_scalar("value", self.value)
+        normalise_when(self, self.when)
 
     def contains(self, value: Any) -> bool:
         return _same(value, self.value)
@@ -252,45 +260,4 @@ class Constant:
         return (self.value,)
 
     def to_dict(self) -> dict:
-        return {"type": self.kind, "value": self.value} | _when_dict(self.when)
-
-
-Param = Union[Float, Int, Categorical, Constant]
-PARAM_TYPES: dict[str, type] = {cls.kind: cls for cls in (Float, Int, Categorical, Constant)}
-_FIELDS: dict[str, tuple[set[str], set[str]]] = {
-    # type: (required keys, optional keys)
-    "float": ({"low", "high"}, {"log", "step", "when"}),
-    "int": ({"low", "high"}, {"log", "step", "when"}),
-    "categorical": ({"choices"}, {"when"}),
-    "constant": ({"value"}, {"when"}),
-}
-
-
-def param_from_dict(raw: Any) -> Param:
-    """Build a parameter from its dict form; a bare scalar is a :class:`Constant`.
-
-    Errors are located relative to the parameter (``low``, ``when``, ``type``, ...).
-    """
-    if isinstance(raw, PARAM_TYPES_TUPLE):
-        return raw
-    if not isinstance(raw, Mapping):
-        if isinstance(raw, (list, tuple)):
-            raise SpaceError("", f"a list is not a parameter; write {{type: categorical, choices: {list(raw)!r}}}")
-        return Constant(raw)
-    kind = raw.get("type")
-    if kind not in _FIELDS:
-        raise SpaceError("type", f"must be one of {', '.join(_FIELDS)} (got {kind!r})")
-    required, optional = _FIELDS[kind]
-    keys = set(raw) - {"type"}
-    unknown = sorted(keys - required - optional, key=str)
-    if unknown:
-        allowed = ", ".join(sorted(required | optional))
-        raise SpaceError(str(unknown[0]), f"unknown key for a parameter of type {kind} (allowed: {allowed})")
-    missing = sorted(required - keys)
-    if missing:
-        raise SpaceError(missing[0], f"is required for a parameter of type {kind}")
-    kwargs = {k: v for k, v in raw.items() if k != "type"}
-    return PARAM_TYPES[kind](**kwargs)
-
-
-PARAM_TYPES_TUPLE = tuple(PARAM_TYPES.values())
+        return {"type": self.kind, "value": self.value} | when_dict(self.when)

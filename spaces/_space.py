@@ -8,7 +8,8 @@ import re
 from typing import Any, Iterator, Mapping
 
 from spaces._errors import SpaceError
-from spaces._params import MAX_GRID_POINTS, Constant, Param, param_from_dict
+from spaces._build import Param, param_from_dict
+from spaces._params import MAX_GRID_POINTS, Constant, Float
 from spaces._yaml import dump_yaml, load_yaml
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -117,7 +118,9 @@ class Space(Mapping[str, Param]):
                 continue
             values = param.grid_values()
             if values is None:
-                raise SpaceError(name, "grid search needs finite values: give this Float a step, or make it categorical")
+                how = "give this Float a step, or make it categorical" if isinstance(param, Float) else \
+                    f"this {param.kind} parameter has too many values for a grid"
+                raise SpaceError(name, f"grid search needs finite values: {how}")
             if len(values) > MAX_GRID_POINTS:
                 raise SpaceError(name, f"grid search: {len(values)} values exceed {MAX_GRID_POINTS}; raise step")
             grid[name] = values

@@ -1,8 +1,9 @@
-"""The Optuna adapter — the only module of hypernas that imports optuna.
+"""The Optuna adapter — the only package of hypernas that imports optuna.
 
 * :func:`suggest_config` asks an Optuna trial for a full configuration from a :class:`spaces.Space`
   (define-by-run, so conditional parameters are asked only when active). Plain Optuna users call it directly.
-* :func:`make_sampler` builds the configured Optuna sampler, seeded from the experiment seed.
+* :func:`make_sampler` builds the configured Optuna sampler, seeded from the experiment seed — Optuna's own, or
+  our :class:`~search._optuna.evolution.RegularizedEvolutionSampler`.
 * :class:`AskTellStudy` is the ask/tell bookkeeping the Ray searcher drives: intermediate values per epoch, and
   the final state — COMPLETE, PRUNED (with its last step's value) or FAIL.
 """
@@ -17,8 +18,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from search._optuna.evolution import RegularizedEvolutionSampler
 from search.config import SearcherConfig
 from spaces import Categorical, Constant, Float, Int, Space
+from spaces.nas import CELL_TYPES
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -27,7 +30,8 @@ _TELL_STATES = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED, "F
 
 
 def suggest_config(trial: optuna.trial.BaseTrial, space: Space) -> dict[str, Any]:
-    """A full configuration for ``space`` from an Optuna trial: active parameters only, constants included.
+    """A full configuration for ``space`` from an Optuna trial: active parameters only, constants included, each
+    NAS cell asked as one categorical per edge op / input pair and returned as its genotype string.
 
     >>> import optuna
     >>> from spaces import Categorical, Float, Space
@@ -51,6 +55,9 @@ def suggest_config(trial: optuna.trial.BaseTrial, space: Space) -> dict[str, Any
             config[name] = trial.suggest_int(name, param.low, param.high, log=param.log, step=param.step)
         elif isinstance(param, Categorical):
             config[name] = trial.suggest_categorical(name, param.choices)
+        elif isinstance(param, CELL_TYPES):  # a cell: one categorical per decision (edge op, input pair)
+            chosen = {key: trial.suggest_categorical(f"{name}.{key}", choices) for key, choices in param.decisions()}
+            config[name] = param.assemble(chosen)
         else:  # pragma: no cover - a new parameter type must be taught to this adapter
             raise TypeError(f"{name}: no Optuna mapping for {type(param).__name__}")
     return config
@@ -82,15 +89,29 @@ def make_sampler(searcher: SearcherConfig, space: Space, seed: int) -> optuna.sa
                 seed=seed, n_startup_trials=1 if startup is None else startup, warn_independent_sampling=False,
                 independent_sampler=optuna.samplers.RandomSampler(seed=seed),
             )
+        if searcher.type == "evolution":
+            return RegularizedEvolutionSampler(population_size=searcher.population_size,
+                                               sample_size=searcher.sample_size, seed=seed)
         if searcher.type == "grid":
-            grid = {name: list(values) for name, values in space.grid().items()}
-            return _AskTellGridSampler(grid, seed=seed)
+            return _AskTellGridSampler(_optuna_grid(space), seed=seed)
     raise ValueError(f"searcher.type: unknown searcher {searcher.type!r}")
+
+
+def _optuna_grid(space: Space) -> dict[str, list]:
+    """The grid in Optuna's parameter names: a cell contributes one axis per decision (as suggest_config asks)."""
+    space.grid()  # raises SpaceError for parameters with no finite grid
+    grid: dict[str, list] = {}
+    for name, param in space.items():
+        if isinstance(param, CELL_TYPES):
+            grid |= {f"{name}.{key}": list(choices) for key, choices in param.decisions()}
+        elif not isinstance(param, Constant):
+            grid[name] = list(param.grid_values())
+    return grid
 
 
 def grid_size(space: Space) -> int:
     size = 1
-    for values in space.grid().values():
+    for values in _optuna_grid(space).values():
         size *= len(values)
     return size
 
