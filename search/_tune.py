@@ -48,6 +48,7 @@ from ray.tune.search import Searcher  # noqa: E402
 
 from search._optuna import AskTellStudy  # noqa: E402
 from search.config import ExperimentConfig, SchedulerConfig  # noqa: E402
+from search.constraints import Constraint, constraint_values, violations  # noqa: E402
 from search.records import final_state  # noqa: E402
 from search.seeds import derive_seed  # noqa: E402
 from trainers import SearchData, TrialSpec, resolve_trainer, state_from_bytes, state_to_bytes  # noqa: E402
@@ -115,24 +116,32 @@ class TrialSettings:
     deterministic: bool
     threads: int
     gpus: float
+    constraints: tuple[Constraint, ...] = ()
+
+
+class _Infeasible(Exception):
+    """Raised after the report that shows a constraint broken: the trial stops there."""
 
 
 class _TuneReporter:
     """A trainers ``Reporter`` on Ray Tune: metrics via ``tune.report``, state as a checkpoint per epoch."""
 
-    def __init__(self, epochs: int, device: str) -> None:
+    def __init__(self, epochs: int, device: str, constraints: tuple[Constraint, ...] = ()) -> None:
         self.epochs = epochs
         self.device = device
+        self.constraints = constraints
 
     def report(self, epoch: int, metrics: Mapping[str, float], state: Mapping[str, Any] | None = None) -> None:
         result = {**{k: float(v) for k, v in metrics.items()}, "epoch": epoch, "epochs": self.epochs,
                   "device": self.device}
         if state is None:
             tune.report(result)
-            return
-        with tempfile.TemporaryDirectory(prefix="hypernas-ckpt-") as folder:
-            Path(folder, _CHECKPOINT_FILE).write_bytes(state_to_bytes({"epoch": epoch, "state": state}))
-            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            with tempfile.TemporaryDirectory(prefix="hypernas-ckpt-") as folder:
+                Path(folder, _CHECKPOINT_FILE).write_bytes(state_to_bytes({"epoch": epoch, "state": state}))
+                tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+        if self.constraints and violations(self.constraints, metrics):
+            raise _Infeasible()  # no point training a model that can never be selected
 
     def restore(self) -> tuple[int, Mapping[str, Any]] | None:
         checkpoint = tune.get_checkpoint()
@@ -160,7 +169,10 @@ def trial_entry(config: dict[str, Any], *, data: SearchData, settings: TrialSett
         trial_number=config["trial_number"],
     )
     device_name = torch.cuda.get_device_name(0) if on_gpu else "cpu"
-    resolve_trainer(settings.trainer).train(spec, _TuneReporter(spec.epochs, device_name))
+    try:
+        resolve_trainer(settings.trainer).train(spec, _TuneReporter(spec.epochs, device_name, settings.constraints))
+    except _Infeasible:
+        return  # ends like a trial stopped early; the driver records it as infeasible
 
 
 # --- searcher and schedulers -----------------------------------------------------------------------------------
@@ -176,6 +188,7 @@ class _OptunaSearcher(Searcher):
         self.numbers: dict[str, int] = {}
         self.epochs: dict[str, int] = {}
         self.last_epoch: dict[str, int] = {}  # a PAUSED trial stopped by HyperBand completes with no result
+        self.last_metrics: dict[str, dict] = {}  # the constrained metrics of the last result
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True  # metric and mode come from the experiment config, set once
@@ -190,6 +203,8 @@ class _OptunaSearcher(Searcher):
         if trial_id not in self.numbers or TIME_ATTR not in result:
             return
         self.last_epoch[trial_id] = int(result[TIME_ATTR])
+        if self.cfg.constraints:
+            self.last_metrics[trial_id] = {c.metric: result.get(c.metric) for c in self.cfg.constraints}
         value = result.get(self.cfg.metric.name)
         if value is not None:
             self.study.report(self.numbers[trial_id], int(result[TIME_ATTR]), value)
@@ -205,7 +220,9 @@ class _OptunaSearcher(Searcher):
         # Same rule as the records (final_state): a trial stopped before its first report is PRUNED unless it
         # errored; one that trained all its epochs is COMPLETE with its last value.
         state = final_state(self.last_epoch.pop(trial_id, 0), epochs, error)
-        self.study.tell(number, state, self.study.last_value(number) if state == "COMPLETE" else None)
+        metrics = self.last_metrics.pop(trial_id, None)
+        constraints = constraint_values(self.cfg.constraints, metrics) if self.cfg.constraints and metrics else None
+        self.study.tell(number, state, self.study.last_value(number) if state == "COMPLETE" else None, constraints)
 
     def close_open_trials(self) -> None:
         """Tell Optuna about trials Tune ended without a completion event (e.g. cut by the time budget)."""
@@ -289,7 +306,8 @@ class _EventBridge(tune.Callback):
 def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, storage: Path, monitor: Any,
                trials: int) -> None:
     """Run ``trials`` trials of ``cfg`` on the connected Ray cluster; every event goes to ``monitor``."""
-    settings = TrialSettings(cfg.trainer, cfg.deterministic, cfg.resources.threads, cfg.resources.gpus)
+    settings = TrialSettings(cfg.trainer, cfg.deterministic, cfg.resources.threads, cfg.resources.gpus,
+                             cfg.constraints)
     trainable = tune.with_resources(
         tune.with_parameters(trial_entry, data=data, settings=settings),
         {"cpu": cfg.resources.cpus, "gpu": cfg.resources.gpus},

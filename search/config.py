@@ -18,6 +18,7 @@ The YAML format (all sections but ``space`` optional)::
     budget: {trials: 20, max_concurrent: 2, time_budget_s: null}
     resources: {cpus: 1, gpus: 0}
     tracking: {uri: null, experiment: null}    # null: sqlite:///<workdir>/mlflow.db; MLFLOW_TRACKING_URI wins over null
+    constraints: {params: {max: 50000}}         # trials violating a bound are infeasible: stopped, never selected
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
+from search.constraints import Constraint
 from spaces import Constant, Int, Space, SpaceError, dump_yaml, load_yaml
-from trainers import DataSource, Mnist1dSource, ParquetSource, check_space, resolve_trainer
+from trainers import DataSource, DigitsSource, Mnist1dSource, ParquetSource, check_space, resolve_trainer
 
 SEARCHERS = ("tpe", "random", "cmaes", "grid", "evolution")
 # Settings each scheduler takes besides ``type`` (read and written only for that scheduler).
@@ -245,6 +247,7 @@ class ExperimentConfig:
     budget: BudgetConfig = BudgetConfig()
     resources: ResourcesConfig = ResourcesConfig()
     tracking: TrackingConfig = TrackingConfig()
+    constraints: tuple[Constraint, ...] = ()
 
     def epochs_for(self, params: Mapping[str, Any]) -> int:
         """Epochs a trial with ``params`` trains: its ``epochs`` parameter, else ``scheduler.max_epochs``."""
@@ -269,6 +272,8 @@ class ExperimentConfig:
             "budget": section(self.budget),
             "resources": section(self.resources),
             "tracking": section(self.tracking),
+            "constraints": {c.metric: {k: v for k, v in (("min", c.min), ("max", c.max)) if v is not None}
+                            for c in self.constraints},
         }
 
     def to_yaml(self) -> str:
@@ -280,10 +285,15 @@ class ExperimentConfig:
 
 def _parse_data(raw: Any) -> DataSource:
     section = _Section(raw, "data")
-    source = section.take("source", _choice(("mnist1d", "parquet")), "mnist1d")
+    source = section.take("source", _choice(("mnist1d", "digits", "parquet")), "mnist1d")
     if source == "mnist1d":
         result: DataSource = Mnist1dSource(
             num_samples=section.take("num_samples", _int(100), 5000),
+            validation_fraction=section.take("validation_fraction", _fraction, 0.2),
+        )
+    elif source == "digits":
+        result = DigitsSource(
+            test_fraction=section.take("test_fraction", _fraction, 0.2),
             validation_fraction=section.take("validation_fraction", _fraction, 0.2),
         )
     else:
@@ -391,6 +401,26 @@ def _parse_tracking(raw: Any) -> TrackingConfig:
     return tracking
 
 
+def _parse_constraints(raw: Any, reported: tuple[str, ...] | None, trainer: str) -> tuple[Constraint, ...]:
+    section = _Section(raw, "constraints")
+    constraints = []
+    for metric in list(section.raw):
+        if reported is not None and metric not in reported:
+            raise ConfigError(f"constraints.{metric}", f"trainer {trainer!r} does not report {metric!r} "
+                                                       f"(it reports: {', '.join(reported)})")
+        bounds = _Section(section.take(metric, lambda p, v: v), f"constraints.{metric}")
+        number = _optional(_number(-float("inf"), inclusive=False))
+        low, high = bounds.take("min", number, None), bounds.take("max", number, None)
+        bounds.finish()
+        if low is None and high is None:
+            raise ConfigError(f"constraints.{metric}", "needs min, max or both")
+        if low is not None and high is not None and low > high:
+            raise ConfigError(f"constraints.{metric}", f"min <= max must hold (got min={low}, max={high})")
+        constraints.append(Constraint(metric, low, high))
+    section.finish()
+    return tuple(constraints)
+
+
 def err_at(prefix: str, err: SpaceError) -> ConfigError:
     """A space error located inside the config (``lr.low`` → ``space.lr.low``)."""
     return ConfigError(f"{prefix}.{err.path}" if err.path else prefix, err.rule)
@@ -452,10 +482,12 @@ def config_from_dict(raw: Any, *, default_name: str | None = None) -> Experiment
     searcher = _parse_searcher(top.take("searcher", lambda p, v: v, None), space)
     resources = _parse_resources(top.take("resources", lambda p, v: v, None))
     tracking = _parse_tracking(top.take("tracking", lambda p, v: v, None))
+    constraints = _parse_constraints(top.take("constraints", lambda p, v: v, None), trainer.metrics, trainer_name)
     top.finish()
     return ExperimentConfig(
         name=name, space=space, seed=seed, trainer=trainer_name, deterministic=deterministic, data=data,
         metric=metric, searcher=searcher, scheduler=scheduler, budget=budget, resources=resources, tracking=tracking,
+        constraints=constraints,
     )
 
 

@@ -128,8 +128,8 @@ def run_experiment(
                        mlflow_experiment_id=tracker.experiment_id, parent_run_id=parent_run_id,
                        started_at=time.time(), trials_planned=trials, environment=environment)
     study = AskTellStudy.create(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"), cfg.metric.mode,
-                                folder.study_file)
-    records = ExperimentRecords(cfg.metric.name, cfg.metric.mode)
+                                folder.study_file, constrained=bool(cfg.constraints))
+    records = ExperimentRecords(cfg.metric.name, cfg.metric.mode, cfg.constraints)
     for note in notes:
         stream.write(f"note: {note}\n")
     monitor = Monitor(records, tracker, ProgressView(trials, cfg.metric.name, stream), folder.path)

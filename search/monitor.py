@@ -48,6 +48,8 @@ class Monitor:
         tags = {"hypernas.stop_reason": reason,"hypernas.state": state, "hypernas.epochs_run": record.epochs_run, "hypernas.node": record.node,
                 "hypernas.device": record.device,
                 "hypernas.wall_time_s": round(record.wall_time_s, 3)}
+        if record.violations:
+            tags |= {"hypernas.feasible": "false", "hypernas.violations": "; ".join(record.violations)}
         if record.best_value is not None:
             tags |= {"hypernas.best_value": record.best_value, "hypernas.last_value": record.last_value}
         self.tracker.trial_ended(number, state, {k: v for k, v in tags.items() if v is not None},

@@ -12,17 +12,21 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from search.constraints import Constraint, violations
+from trainers.hardware import HARDWARE_METRICS
 
 TRIALS_FILE = "trials.parquet"
 CURVES_FILE = "curves.parquet"
 STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAILED", "STALLED", "PREEMPTED")
 TRIAL_COLUMNS = (
     "number", "trial_id", "state", "seed", "params", "epochs", "epochs_run", "metric", "best_value", "best_epoch",
-    "last_value", "wall_time_s", "node", "device", "started_at", "ended_at", "error",
+    "last_value", "feasible", "violations", "hw_params", "hw_macs", "hw_latency_ms", "wall_time_s", "node",
+    "device", "started_at", "ended_at", "error",
 )
 
 
@@ -51,6 +55,12 @@ class TrialRecord:
     node: str | None = None
     device: str | None = None
     error: str | None = None
+    violations: list[str] = field(default_factory=list)
+    hardware: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def feasible(self) -> bool:
+        return not self.violations
 
     @property
     def wall_time_s(self) -> float:
@@ -67,11 +77,12 @@ def better(a: float, b: float | None, mode: str) -> bool:
 
 
 def pick_best(rows: Iterable[Mapping[str, Any]], mode: str) -> Mapping[str, Any] | None:
-    """The winner among trial rows: COMPLETE only (a pruned trial never trained its full budget), best final
-    validation value (``last_value``, what Optuna was told), ties to the lowest trial number."""
+    """The winner among trial rows: COMPLETE (a pruned trial never trained its full budget) and feasible (no
+    constraint broken) only, best final validation value (``last_value``, what Optuna was told), ties to the
+    lowest trial number."""
     winner = None
     for row in sorted(rows, key=lambda r: r["number"]):
-        if row["state"] == "COMPLETE" and better(row["last_value"], winner["last_value"] if winner else None, mode):
+        if row["state"] == "COMPLETE" and row.get("feasible", True) is not False and better(row["last_value"], winner["last_value"] if winner else None, mode):
             winner = row
     return winner
 
@@ -79,9 +90,10 @@ def pick_best(rows: Iterable[Mapping[str, Any]], mode: str) -> Mapping[str, Any]
 class ExperimentRecords:
     """Trials and their per-epoch curves for one experiment, updated from the driver's event stream."""
 
-    def __init__(self, metric: str, mode: str) -> None:
+    def __init__(self, metric: str, mode: str, constraints: Sequence[Constraint] = ()) -> None:
         self.metric = metric
         self.mode = mode
+        self.constraints = tuple(constraints)
         self.trials: dict[int, TrialRecord] = {}
         # (trial, epoch) -> row: a resumed trial that reports an epoch again replaces the row
         self.curves: dict[tuple[int, int], dict[str, Any]] = {}
@@ -102,6 +114,8 @@ class ExperimentRecords:
         record.device = device or record.device
         self.curves[number, epoch] = {"trial": number, "epoch": epoch, "time_s": time.time() - record.started_at,
                                       **{k: float(v) for k, v in metrics.items()}}
+        record.hardware |= {k: float(metrics[k]) for k in HARDWARE_METRICS if k in metrics}
+        record.violations = violations(self.constraints, metrics) if self.constraints else []
         value = metrics.get(self.metric)
         if value is not None and math.isfinite(value):
             record.last_value = float(value)
@@ -124,7 +138,7 @@ class ExperimentRecords:
 
     def best(self) -> TrialRecord | None:
         """The winner so far (see :func:`pick_best`)."""
-        winner = pick_best(({"number": r.number, "state": r.state, "last_value": r.last_value}
+        winner = pick_best(({"number": r.number, "state": r.state, "last_value": r.last_value, "feasible": r.feasible}
                             for r in self.trials.values()), self.mode)
         return None if winner is None else self.trials[winner["number"]]
 
@@ -136,7 +150,10 @@ class ExperimentRecords:
                 "number": r.number, "trial_id": r.trial_id, "state": r.state, "seed": r.seed,
                 "params": json.dumps(r.params, sort_keys=True), "epochs": r.epochs, "epochs_run": r.epochs_run,
                 "metric": self.metric, "best_value": r.best_value, "best_epoch": r.best_epoch,
-                "last_value": r.last_value, "wall_time_s": r.wall_time_s, "node": r.node, "device": r.device,
+                "last_value": r.last_value, "feasible": r.feasible, "violations": "; ".join(r.violations) or None,
+                "hw_params": r.hardware.get("params"), "hw_macs": r.hardware.get("macs"),
+                "hw_latency_ms": r.hardware.get("latency_ms"), "wall_time_s": r.wall_time_s, "node": r.node,
+                "device": r.device,
                 "started_at": r.started_at, "ended_at": r.ended_at, "error": r.error,
             })
         return rows
@@ -152,7 +169,9 @@ class ExperimentRecords:
 _TRIAL_TYPES = {
     "number": pa.int64(), "trial_id": pa.string(), "state": pa.string(), "seed": pa.int64(), "params": pa.string(),
     "epochs": pa.int64(), "epochs_run": pa.int64(), "metric": pa.string(), "best_value": pa.float64(),
-    "best_epoch": pa.int64(), "last_value": pa.float64(), "wall_time_s": pa.float64(), "node": pa.string(),
+    "best_epoch": pa.int64(), "last_value": pa.float64(), "feasible": pa.bool_(), "violations": pa.string(),
+    "hw_params": pa.float64(), "hw_macs": pa.float64(), "hw_latency_ms": pa.float64(),
+    "wall_time_s": pa.float64(), "node": pa.string(),
     "device": pa.string(),
     "started_at": pa.float64(), "ended_at": pa.float64(), "error": pa.string(),
 }

@@ -6,6 +6,7 @@ Knows nothing of Ray or MLflow. A recipe is ``train(spec: TrialSpec, reporter: R
 from trainers.checkpoint import state_from_bytes, state_to_bytes
 from trainers.data import (
     DataSource,
+    DigitsSource,
     Mnist1dSource,
     ParquetSource,
     SealedTestSplit,
@@ -22,7 +23,7 @@ from trainers.seeding import seed_everything
 from trainers.spec import Evaluator, Recipe, TrialSpec
 
 __all__ = [
-    "BUILTIN", "DataSource", "Evaluator", "Hyper", "MemoryReporter", "Mnist1dSource", "ParquetSource", "Recipe",
+    "BUILTIN", "DataSource", "DigitsSource", "Evaluator", "Hyper", "MemoryReporter", "Mnist1dSource", "ParquetSource", "Recipe",
     "Reporter", "SealedTestSplit", "SearchData", "Split", "Trainer", "TrialSpec", "check_space", "make_source",
     "resolve", "resolve_trainer", "sealed_data", "search_data", "seed_everything", "state_from_bytes",
     "state_to_bytes",

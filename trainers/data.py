@@ -8,7 +8,8 @@ Two entry points, on purpose:
   whose rows come out only through :meth:`SealedTestSplit.open`.
 
 Sources: ``mnist1d`` (generated offline with ``mnist1d.data.make_dataset``; its own 80/20 train/test split is
-kept, so results compare with published MNIST-1D numbers) and ``parquet`` (any table with a label column).
+kept, so results compare with published MNIST-1D numbers), ``digits`` (scikit-learn's 8×8 images, for 2-D
+models) and ``parquet`` (any table with a label column).
 """
 
 from __future__ import annotations
@@ -163,7 +164,26 @@ class ParquetSource:
         return Split(x[keep], y[keep]), Split(x[test], y[test])
 
 
-DataSource = Mnist1dSource | ParquetSource
+@dataclass(frozen=True)
+class DigitsSource:
+    """scikit-learn's bundled 8×8 digit images (1,797; offline): rows of shape ``(8, 8)``, a stratified
+    ``test_fraction`` drawn with the experiment's data seed."""
+
+    test_fraction: float = 0.2
+    validation_fraction: float = 0.2
+    name: str = field(default="digits", init=False)
+
+    def load(self, seed: int) -> tuple[Split, Split]:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x = np.asarray(digits.images, np.float32)
+        y = np.asarray(digits.target, np.int64)
+        keep, test = stratified_split(y, self.test_fraction, np.random.default_rng(seed))
+        return Split(x[keep], y[keep]), Split(x[test], y[test])
+
+
+DataSource = Mnist1dSource | ParquetSource | DigitsSource
 
 
 def stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -219,11 +239,12 @@ def make_source(options: dict[str, Any]) -> DataSource:
         if "features" in options and options["features"] is not None:
             options["features"] = tuple(options["features"])
         return ParquetSource(**options)
-    raise ValueError(f"data.source: must be one of mnist1d, parquet (got {kind!r})")
+    if kind == "digits":
+        return DigitsSource(**options)
+    raise ValueError(f"data.source: must be one of mnist1d, digits, parquet (got {kind!r})")
 
 
-SOURCES: dict[str, type] = {"mnist1d": Mnist1dSource, "parquet": ParquetSource}
 __all__: Sequence[str] = [
-    "DataSource", "Mnist1dSource", "ParquetSource", "SealedTestSplit", "SearchData", "Split",
+    "DataSource", "DigitsSource", "Mnist1dSource", "ParquetSource", "SealedTestSplit", "SearchData", "Split",
     "make_source", "sealed_data", "search_data", "stratified_split",
 ]

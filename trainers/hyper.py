@@ -8,14 +8,16 @@ setting), and a trial fills in defaults for whatever the space leaves out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from spaces import Categorical, Constant, Float, Int, Space, SpaceError
+from spaces.nas import CELL_TYPES
 
 
 @dataclass(frozen=True)
 class Hyper:
-    """One hyperparameter: ``default``, and either ``choices`` or numeric bounds ``[low, high]``."""
+    """One hyperparameter: ``default``, and either ``choices``, numeric bounds ``[low, high]``, or a ``genotype``
+    check (a callable raising :class:`SpaceError` for genotypes the trainer cannot build)."""
 
     default: Any
     help: str = ""
@@ -23,8 +25,15 @@ class Hyper:
     low: float | None = None
     high: float | None = None
     integer: bool = False
+    genotype: Callable[[Any], None] | None = None
 
     def check(self, name: str, value: Any) -> None:
+        if self.genotype is not None:
+            try:
+                self.genotype(value)
+            except SpaceError as err:
+                raise SpaceError(name, err.rule) from None
+            return
         if self.choices is not None:
             if value not in self.choices or isinstance(value, bool) != isinstance(self.choices[0], bool):
                 raise SpaceError(name, f"must be one of {list(self.choices)} (got {value!r})")
@@ -48,7 +57,14 @@ def check_space(hypers: Mapping[str, Hyper], space: Space, *, reserved: tuple[st
         if hyper is None:
             known = ", ".join(sorted(set(hypers) | set(reserved)))
             raise SpaceError(name, f"is not a hyperparameter of this trainer (known: {known})")
-        if isinstance(param, (Categorical, Constant)):
+        if isinstance(param, CELL_TYPES):
+            if hyper.genotype is None:
+                raise SpaceError(name, f"is not an architecture hyperparameter: a {param.kind} cannot set it")
+            for op in param.ops:  # every op a sampled genotype may use must be buildable
+                hyper.check(name, _probe(param, op))
+        elif hyper.genotype is not None and not isinstance(param, (Constant, Categorical)):
+            raise SpaceError(name, "takes a genotype: use a cell parameter (nb201_cell, darts_cell) or a constant")
+        elif isinstance(param, (Categorical, Constant)):
             for value in param.grid_values():
                 hyper.check(name, value)
         elif isinstance(param, (Float, Int)):
@@ -58,6 +74,11 @@ def check_space(hypers: Mapping[str, Hyper], space: Space, *, reserved: tuple[st
                 raise SpaceError(name, "is an integer hyperparameter: use type int")
             hyper.check(name, param.low)
             hyper.check(name, param.high)
+
+
+def _probe(cell: Any, op: str) -> str:
+    """The genotype of ``cell``'s shape with ``op`` on every edge (and the first inputs): checks ``op`` is known."""
+    return cell.assemble({key: op if choices == cell.ops else choices[0] for key, choices in cell.decisions()})
 
 
 def resolve(hypers: Mapping[str, Hyper], params: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,11 @@ from types import MappingProxyType
 from typing import Mapping
 
 from trainers.hyper import Hyper
+from trainers.nas import recipe as nas
 from trainers.recipes import cnn, mlp
 from trainers.spec import Recipe
 
-BUILTIN = MappingProxyType({"mlp": mlp, "cnn": cnn})
+BUILTIN = MappingProxyType({"mlp": mlp, "cnn": cnn, "nas": nas})
 
 
 @dataclass(frozen=True)

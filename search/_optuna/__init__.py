@@ -71,8 +71,20 @@ class _AskTellGridSampler(optuna.samplers.GridSampler):
         return None
 
 
-def make_sampler(searcher: SearcherConfig, space: Space, seed: int) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler for ``searcher.type``, seeded with ``seed`` (derived from the experiment seed)."""
+CONSTRAINTS_ATTR = "constraints"  # the trial system attribute Optuna's constrained samplers read
+
+
+def _stored_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
+    return list(trial.system_attrs.get(CONSTRAINTS_ATTR, [0.0]))
+
+
+def make_sampler(searcher: SearcherConfig, space: Space, seed: int,
+                 constrained: bool = False) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler for ``searcher.type``, seeded with ``seed`` (derived from the experiment seed).
+
+    ``constrained``: trials carry constraint values (``AskTellStudy.tell(..., constraints=...)``); TPE then models
+    feasibility and evolution prefers feasible parents.
+    """
     startup = searcher.n_startup_trials
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -81,6 +93,7 @@ def make_sampler(searcher: SearcherConfig, space: Space, seed: int) -> optuna.sa
             return optuna.samplers.TPESampler(
                 seed=seed, n_startup_trials=10 if startup is None else startup,
                 multivariate=True, group=True, constant_liar=True,
+                constraints_func=_stored_constraints if constrained else None,
             )
         if searcher.type == "random":
             return optuna.samplers.RandomSampler(seed=seed)
@@ -143,11 +156,11 @@ class AskTellStudy:
 
     @classmethod
     def create(cls, name: str, space: Space, searcher: SearcherConfig, seed: int, mode: str,
-               storage_path: Path) -> "AskTellStudy":
+               storage_path: Path, constrained: bool = False) -> "AskTellStudy":
         study = optuna.create_study(
             study_name=name,
             storage=journal_storage(storage_path),
-            sampler=make_sampler(searcher, space, seed),
+            sampler=make_sampler(searcher, space, seed, constrained),
             direction="maximize" if mode == "max" else "minimize",
             load_if_exists=False,
         )
@@ -174,11 +187,15 @@ class AskTellStudy:
         steps = self._steps.get(number)
         return steps[max(steps)] if steps else None
 
-    def tell(self, number: int, state: str, value: float | None = None) -> None:
+    def tell(self, number: int, state: str, value: float | None = None,
+             constraints: list[float] | None = None) -> None:
+        """End trial ``number``; ``constraints`` (≤ 0 satisfied) are stored where Optuna's samplers look."""
         trial = self._trials.pop(number, None)
         self._steps.pop(number, None)
         if trial is None:
             return
+        if constraints is not None:
+            self.study._storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, list(constraints))
         optuna_state = _TELL_STATES[state]
         if optuna_state is TrialState.COMPLETE and (value is None or value != value):
             optuna_state = TrialState.FAIL  # a finished trial with no usable value cannot rank

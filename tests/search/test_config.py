@@ -55,7 +55,7 @@ BAD = [
     (["metric.mode=up"], "metric.mode", "must be one of max, min"),
     (["resources.cpus=0"], "resources.cpus", "number > 0"),
     (["resources.gpus=-1"], "resources.gpus", "number >= 0"),
-    (["data.source=csv"], "data.source", "must be one of mnist1d, parquet"),
+    (["data.source=csv"], "data.source", "must be one of mnist1d, digits, parquet"),
     (["data.num_samples=5"], "data.num_samples", "integer >= 100"),
     (["data.validation_fraction=1.5"], "data.validation_fraction", "in (0, 1)"),
     (["data.source=parquet"], "data.path", "is required"),

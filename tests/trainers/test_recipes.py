@@ -5,6 +5,7 @@ import torch
 
 from spaces import SpaceError
 from trainers import MemoryReporter, Mnist1dSource, TrialSpec, resolve_trainer, search_data, seed_everything
+from trainers.hardware import TIMING_METRICS
 
 
 @pytest.fixture(scope="module")
@@ -18,26 +19,30 @@ def run(recipe, data, params, *, epochs=3, seed=7, reporter=None):
     return reporter, evaluator
 
 
-SMALL = {"mlp": {"width": 32}, "cnn": {"width": 8, "depth": 2, "augment_shift": 2}}
+SMALL = {"mlp": {"width": 32}, "cnn": {"width": 8, "depth": 2, "augment_shift": 2},
+         "nas": {"channels": 4, "cells": 1, "stages": 2}}
 
 
-@pytest.mark.parametrize("recipe", ["mlp", "cnn"])
+def strip(history):
+    """Per-epoch metrics without the ones that time the machine (epoch time, latency)."""
+    return [{k: v for k, v in e.items() if k not in TIMING_METRICS} for e in history]
+
+
+@pytest.mark.parametrize("recipe", ["mlp", "cnn", "nas"])
 def test_same_seed_gives_bit_identical_epochs(recipe, data):
     first, _ = run(recipe, data, SMALL[recipe])
     second, _ = run(recipe, data, SMALL[recipe])
-    strip = lambda h: [{k: v for k, v in e.items() if k != "epoch_time_s"} for e in h]  # noqa: E731
     assert strip(first.history) == strip(second.history)  # exact float equality, every metric, every epoch
     other, _ = run(recipe, data, SMALL[recipe], seed=8)
     assert strip(other.history) != strip(first.history)
 
 
-@pytest.mark.parametrize("recipe", ["mlp", "cnn"])
+@pytest.mark.parametrize("recipe", ["mlp", "cnn", "nas"])
 def test_resuming_from_a_checkpoint_continues_bit_for_bit(recipe, data):
     full, _ = run(recipe, data, SMALL[recipe], epochs=4, reporter=MemoryReporter(keep_states=True))
     resumed, _ = run(recipe, data, SMALL[recipe], epochs=4,
                      reporter=MemoryReporter(resume_from=(2, full.state_at(2))))
     assert [e["epoch"] for e in resumed.history] == [3, 4]
-    strip = lambda h: [{k: v for k, v in e.items() if k != "epoch_time_s"} for e in h]  # noqa: E731
     assert strip(resumed.history) == strip(full.history[2:])
 
 
@@ -54,7 +59,8 @@ def test_cnn_learns_mnist1d_and_returns_an_evaluator(data):
 
 def test_final_retrain_without_validation_reports_train_loss_only(data):
     reporter, evaluator = run("mlp", data.merged(), {"width": 16}, epochs=2)
-    assert all(set(e) == {"epoch", "train_loss", "epoch_time_s"} for e in reporter.history)
+    assert all(set(e) == {"epoch", "train_loss", "epoch_time_s", "params", "macs", "latency_ms"}
+               for e in reporter.history)
     assert 0 <= evaluator.evaluate(data.val)["accuracy"] <= 1
 
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainers.data import Split
+from trainers.hardware import HARDWARE_METRICS, hardware_profile
 from trainers.hyper import Hyper
 from trainers.reporting import Reporter
 from trainers.spec import TrialSpec
@@ -32,8 +33,9 @@ TRAINING_HYPERPARAMETERS: dict[str, Hyper] = {
     "augment_shift": Hyper(0, "random shift of each signal by up to this many steps (0 = off)", low=0, high=1000, integer=True),
 }
 
-# What fit_classifier reports each epoch (validation metrics only while a validation split exists).
-METRICS = ("val_accuracy", "val_loss", "train_loss", "epoch_time_s")
+# What fit_classifier reports each epoch (validation metrics only while a validation split exists), including
+# the model's hardware profile (constant over a trial; usable in `constraints:`).
+METRICS = ("val_accuracy", "val_loss", "train_loss", "epoch_time_s", *HARDWARE_METRICS)
 _EVAL_BATCH = 2048
 
 
@@ -122,6 +124,7 @@ def fit_classifier(spec: TrialSpec, reporter: Reporter, model: nn.Module, hp: Ma
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         first_epoch = last_epoch + 1
 
+    profile = hardware_profile(model, x_train[:1])
     for epoch in range(first_epoch, spec.epochs + 1):
         started = time.perf_counter()
         model.train()
@@ -143,6 +146,7 @@ def fit_classifier(spec: TrialSpec, reporter: Reporter, model: nn.Module, hp: Ma
             scores = evaluator.evaluate(spec.data.val)
             metrics.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
         metrics["epoch_time_s"] = time.perf_counter() - started
+        metrics.update(profile)
         if not math.isfinite(metrics["train_loss"]):
             raise FloatingPointError(f"training diverged at epoch {epoch}: train_loss={metrics['train_loss']}")
         state = {
