@@ -93,3 +93,23 @@ def test_file_errors(tmp_path):
         load_config(listy)
     with pytest.raises(ConfigError, match="--set: expects key=value"):
         load_config(tiny_config(), overrides=["budget.trials"])
+
+
+def test_nas_spaces_check_cells_against_the_op_registry():
+    space = {"cell": {"type": "nb201_cell"}, "channels": {"type": "int", "low": 8, "high": 32, "log": True},
+             "depth_multiplier": {"type": "float", "low": 0.5, "high": 2.0}}
+    cfg = load_config(tiny_config(trainer="nas", space=space, searcher={"type": "evolution", "population_size": 8,
+                                                                         "sample_size": 3}))
+    assert cfg.searcher.to_dict() == {"type": "evolution", "population_size": 8, "sample_size": 3}
+    bad = {**space, "cell": {"type": "nb201_cell", "ops": ["none", "conv_9x9"]}}
+    with pytest.raises(ConfigError, match="space.cell: .*unknown op 'conv_9x9'"):
+        load_config(tiny_config(trainer="nas", space=bad))
+    with pytest.raises(ConfigError, match="space.lr: is not an architecture hyperparameter"):
+        load_config(tiny_config(trainer="nas", space={"lr": {"type": "nb201_cell"}}))
+    with pytest.raises(ConfigError, match="space.cell: takes a genotype"):
+        load_config(tiny_config(trainer="nas", space={"cell": {"type": "int", "low": 1, "high": 3}}))
+    with pytest.raises(ConfigError, match="searcher.sample_size: sample_size <= population_size"):
+        load_config(tiny_config(trainer="nas", space=space,
+                                searcher={"type": "evolution", "population_size": 3, "sample_size": 4}))
+    with pytest.raises(ConfigError, match="constraints.paramz: trainer 'nas' does not report 'paramz'"):
+        load_config(tiny_config(trainer="nas", space=space, constraints={"paramz": {"max": 1}}))

@@ -2,7 +2,8 @@
 
 Macro structure (NAS-Bench-201 style, generalised): stem conv → ``stages`` stages of ``cells`` cells each, the
 channels doubling and the resolution halving between stages (a residual reduction block for NAS-Bench-201
-genotypes, a reduction cell for DARTS genotypes) → global average pooling → dropout → linear classifier.
+genotypes, a reduction cell for DARTS genotypes) → global pooling (average, or average and max) → dropout →
+linear classifier.
 EfficientNet-style compound scaling: ``depth_multiplier`` scales the cells per stage and ``width_multiplier``
 the channels.
 """
@@ -86,7 +87,7 @@ class CellNetwork(nn.Module):
 
     def __init__(self, genotype: Genotype, *, num_classes: int, dim: int, stages: int, cells: int, channels: int,
                  depth_multiplier: float = 1.0, width_multiplier: float = 1.0, dropout: float = 0.0,
-                 mean: float = 0.0, std: float = 1.0) -> None:
+                 pool: str = "avg", mean: float = 0.0, std: float = 1.0) -> None:
         super().__init__()
         conv, bn, _, _ = _layers(dim)
         self.register_buffer("mean", torch.tensor(float(mean)))
@@ -119,8 +120,9 @@ class CellNetwork(nn.Module):
                     self.cells.append(NB201Cell(genotype.cells["cell"].nodes, c, dim))
             out = c
         self.head = nn.Sequential(bn(out), nn.ReLU())
+        self.pool = pool
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(out, num_classes)
+        self.classifier = nn.Linear(out * (2 if pool == "avgmax" else 1), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = ((x - self.mean) / self.std).unsqueeze(1)
@@ -133,5 +135,7 @@ class CellNetwork(nn.Module):
         else:
             for cell in self.cells:
                 x = cell(x)
-        x = self.head(x).flatten(2).mean(dim=2)  # global average pooling (deterministic on CUDA)
+        x = self.head(x).flatten(2)
+        # global pooling over positions: mean (and max); both deterministic on CUDA, unlike adaptive pooling
+        x = torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1) if self.pool == "avgmax" else x.mean(dim=2)
         return self.classifier(self.dropout(x))

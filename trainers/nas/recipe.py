@@ -44,6 +44,7 @@ HYPERPARAMETERS: dict[str, Hyper] = {
     "depth_multiplier": Hyper(1.0, "compound scaling of cells per stage", low=0.1, high=8.0),
     "width_multiplier": Hyper(1.0, "compound scaling of channels", low=0.1, high=8.0),
     "dropout": Hyper(0.0, "dropout before the classifier", low=0.0, high=0.95),
+    "pool": Hyper("avg", "global pooling before the classifier", choices=("avg", "avgmax")),
 }
 
 
@@ -54,7 +55,8 @@ def build_network(params: dict, num_classes: int, input_shape: tuple[int, ...], 
     return CellNetwork(
         check_genotype(params["cell"]), num_classes=num_classes, dim=len(input_shape), stages=params["stages"],
         cells=params["cells"], channels=params["channels"], depth_multiplier=params["depth_multiplier"],
-        width_multiplier=params["width_multiplier"], dropout=params["dropout"], mean=mean, std=std,
+        width_multiplier=params["width_multiplier"], dropout=params["dropout"], pool=params["pool"], mean=mean,
+        std=std,
     )
 
 
