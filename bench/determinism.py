@@ -1,6 +1,6 @@
 """Deterministic training, measured: the CNN recipe twice per device with one seed, and CPU against GPU.
 
-    python bench/determinism.py [--epochs 6] [--seed 3]
+    python bench/determinism.py [--recipe cnn|nas|nas-darts] [--epochs 6] [--seed 3]
 
 Prints, per device, whether two runs gave bit-identical per-epoch metrics, and (with a GPU) the largest
 difference between the CPU and GPU curves. Not a test: it reports what it measures.
@@ -19,14 +19,21 @@ import torch  # noqa: E402
 
 from trainers import MemoryReporter, Mnist1dSource, TrialSpec, resolve_trainer, search_data  # noqa: E402
 
-PARAMS = {"width": 32, "depth": 3, "augment_shift": 2, "dropout": 0.1}
+DARTS = ("normal:|sep_conv_3x3~0|sep_conv_3x3~1|+|sep_conv_3x3~0|dil_conv_3x3~2| "
+         "reduce:|max_pool_3x3~0|avg_pool_3x3~1|+|skip_connect~2|max_pool_3x3~1|")
+RECIPES = {
+    "cnn": ("cnn", {"width": 32, "depth": 3, "augment_shift": 2, "dropout": 0.1}),
+    "nas": ("nas", {"channels": 16, "cells": 1, "stages": 3, "pool": "avgmax", "augment_shift": 2, "dropout": 0.1}),
+    "nas-darts": ("nas", {"cell": DARTS, "channels": 8, "cells": 1, "stages": 2, "augment_shift": 2}),
+}
 METRICS = ("train_loss", "val_loss", "val_accuracy")
 
 
-def curve(data, device: str, epochs: int, seed: int) -> tuple[list[dict], float]:
+def curve(recipe: str, data, device: str, epochs: int, seed: int) -> tuple[list[dict], float]:
+    name, params = RECIPES[recipe]
     reporter = MemoryReporter()
     started = time.perf_counter()
-    resolve_trainer("cnn").train(TrialSpec(PARAMS, data, epochs, seed, device=device, threads=2), reporter)
+    resolve_trainer(name).train(TrialSpec(params, data, epochs, seed, device=device, threads=2), reporter)
     return [{k: e[k] for k in METRICS} for e in reporter.history], time.perf_counter() - started
 
 
@@ -36,6 +43,7 @@ def max_diff(a: list[dict], b: list[dict]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", choices=tuple(RECIPES), default="cnn")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
@@ -43,11 +51,11 @@ def main() -> None:
     devices = ["cpu"] + (["cuda:0"] if torch.cuda.is_available() else [])
     curves = {}
     for device in devices:
-        first, t1 = curve(data, device, args.epochs, args.seed)
-        second, t2 = curve(data, device, args.epochs, args.seed)
+        first, t1 = curve(args.recipe, data, device, args.epochs, args.seed)
+        second, t2 = curve(args.recipe, data, device, args.epochs, args.seed)
         name = torch.cuda.get_device_name(0) if device != "cpu" else "cpu"
         verdict = "bit-identical" if first == second else f"DIFFERENT (max diff {max_diff(first, second)})"
-        print(f"{device:7s} {name}: two runs of {args.epochs} epochs {verdict}; {t1:.1f} s and {t2:.1f} s")
+        print(f"{args.recipe} {device:7s} {name}: two runs of {args.epochs} epochs {verdict}; {t1:.1f} s and {t2:.1f} s")
         print(f"        final val_accuracy {first[-1]['val_accuracy']:.4f}, val_loss {first[-1]['val_loss']!r}")
         curves[device] = first
     if len(curves) == 2:
