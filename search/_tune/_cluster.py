@@ -1,0 +1,52 @@
+"""Connecting to Ray: a private local instance (laptop mode) or an existing cluster."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Mapping
+
+import ray
+
+
+def running_local_cluster() -> str | None:
+    """The address of a live cluster started on this machine with ``ray start``, if there is one.
+
+    Ray records the last ``ray start`` in its temp folder but never removes the record; it counts only while
+    that cluster's GCS process is still running. Other programs' private Ray instances are never joined.
+    """
+    from ray._private import services  # Ray's own discovery, as ray.init() uses it (pinned Ray version)
+
+    started = services.find_bootstrap_address(None)
+    return started if started and started in services.find_gcs_addresses() else None
+
+
+def ensure_ray(address: str | None = None) -> bool:
+    """Connect to Ray; True when this call started a private local instance (it ends with the process).
+
+    Joins, in this order: an explicit ``address``; ``RAY_ADDRESS`` (set inside ``ray job submit``); a cluster
+    started on this machine with ``ray start``. With none of them, a private local instance starts (laptop mode).
+    """
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or running_local_cluster()
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        return False
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    return True
+
+
+def describe_cluster(started_here: bool) -> str:
+    """One line on where trials will run: a private local instance or a cluster, with its resources."""
+    resources = ray.cluster_resources()
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    what = "local Ray started for this run" if started_here else \
+        f"Ray cluster at {ray.get_runtime_context().gcs_address}"
+    return (f"{what}: {nodes} node{'s' if nodes != 1 else ''}, {resources.get('CPU', 0):g} CPUs, "
+            f"{resources.get('GPU', 0):g} GPUs")
+
+
+def node_name(result: Mapping[str, Any]) -> str | None:
+    """``hostname/ip`` of the node that produced a result (Ray fills both in)."""
+    return result.get("hostname") and f"{result.get('hostname')}/{result.get('node_ip')}"
