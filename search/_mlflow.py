@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in our output
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial MLflow database tables"
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -232,6 +233,14 @@ def find_runs(uri: str, experiment: str, parent_run_id: str) -> list:
         return []
     return client.search_runs([found.experiment_id], filter_string=f"tags.`{PARENT_ID_TAG}` = '{parent_run_id}'",
                               max_results=50000)
+
+
+def read_text_artifact(client: MlflowClient, run_id: str, path: str) -> str:
+    """The text of artifact ``path`` of run ``run_id``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hypernas-artifact-") as folder:
+        return Path(client.download_artifacts(run_id, path, folder)).read_text()
 
 
 def log_to_run(uri: str, run_id: str, *, metrics: Mapping[str, float] = {}, step: int = 0,

@@ -88,6 +88,28 @@ def cmd_test(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from search.replay import child_run_for, default_uri, replay_run
+
+    if args.trial is not None:
+        uri, run_id = child_run_for(args.workdir, args.target, args.trial)
+    else:
+        uri, run_id = default_uri(args.workdir, args.tracking_uri), args.target
+    print(f"replaying MLflow run {run_id} ({uri})", flush=True)
+    result = replay_run(uri, run_id)
+    for key, (recorded, now) in result.environment_changes.items():
+        print(f"warning: environment differs: {key}: recorded {recorded!r}, now {now!r}", file=sys.stderr)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if result.identical:
+        print(f"identical: trial {result.trial}, {result.epochs} epochs, {result.compared} recorded values "
+              "match bit for bit")
+        return EXIT_OK
+    print(f"DIFFERENT: trial {result.trial}, {len(result.differences)} of {result.compared} recorded values differ")
+    print(result.table())
+    return EXIT_FAILED
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -183,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("name")
     export.add_argument("--out", required=True, help="output file (.parquet or .csv)")
     export.add_argument("--table", choices=("trials", "curves"), default="trials")
+
+    replay = verb("replay", cmd_replay, "re-run one trial from what MLflow recorded; exit 0 if its curve is "
+                                        "identical bit for bit, 1 with a per-epoch diff table otherwise")
+    replay.add_argument("target", help="a trial's MLflow run id, or an experiment NAME with --trial")
+    replay.add_argument("--trial", type=int, help="trial number within experiment NAME")
+    replay.add_argument("--tracking-uri", help="MLflow URI for a run id (default: MLFLOW_TRACKING_URI, else the "
+                                               "workdir's store)")
 
     ui = verb("ui", cmd_ui, "serve the MLflow UI over the workdir's store on 127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)

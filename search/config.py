@@ -19,6 +19,7 @@ The YAML format (all sections but ``space`` optional)::
     resources: {cpus: 1, gpus: 0}
     tracking: {uri: null, experiment: null}    # null: sqlite:///<workdir>/mlflow.db; MLFLOW_TRACKING_URI wins over null
     constraints: {params: {max: 50000}}         # trials violating a bound are infeasible: stopped, never selected
+    reproducible: strict                        # or async (default); strict: identical results at any concurrency
 """
 
 from __future__ import annotations
@@ -232,6 +233,21 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class ReproducibleConfig:
+    """``async`` (default): trials are asked and stopped as results arrive — fastest, and exactly repeatable only
+    one trial at a time. ``strict``: configurations are asked in generations of ``generation_size`` trials and told
+    in trial-number order, ASHA decides each rung in trial-number order, so the whole experiment is identical
+    for any concurrency — at the cost of trials waiting for lower-numbered ones."""
+
+    mode: str = "async"
+    generation_size: int = 4
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "generation_size": self.generation_size} if self.mode == "strict" else \
+            {"mode": self.mode}
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A validated experiment. Build with :func:`load_config`; ``to_dict()`` gives the resolved YAML form."""
 
@@ -248,6 +264,7 @@ class ExperimentConfig:
     resources: ResourcesConfig = ResourcesConfig()
     tracking: TrackingConfig = TrackingConfig()
     constraints: tuple[Constraint, ...] = ()
+    reproducible: ReproducibleConfig = ReproducibleConfig()
 
     def epochs_for(self, params: Mapping[str, Any]) -> int:
         """Epochs a trial with ``params`` trains: its ``epochs`` parameter, else ``scheduler.max_epochs``."""
@@ -272,6 +289,7 @@ class ExperimentConfig:
             "budget": section(self.budget),
             "resources": section(self.resources),
             "tracking": section(self.tracking),
+            "reproducible": self.reproducible.to_dict(),
             "constraints": {c.metric: {k: v for k, v in (("min", c.min), ("max", c.max)) if v is not None}
                             for c in self.constraints},
         }
@@ -421,6 +439,20 @@ def _parse_constraints(raw: Any, reported: tuple[str, ...] | None, trainer: str)
     return tuple(constraints)
 
 
+def _parse_reproducible(raw: Any, scheduler: SchedulerConfig) -> ReproducibleConfig:
+    if isinstance(raw, str):
+        raw = {"mode": raw}
+    section = _Section(raw, "reproducible")
+    mode = section.take("mode", _choice(("async", "strict")), "async")
+    size = section.take("generation_size", _int(1), ReproducibleConfig.generation_size) if mode == "strict" \
+        else ReproducibleConfig.generation_size
+    section.finish()
+    if mode == "strict" and scheduler.type not in ("asha", "none"):
+        raise ConfigError("reproducible.mode", f"strict mode works with scheduler asha or none (got "
+                                               f"{scheduler.type!r}, whose decisions depend on arrival order)")
+    return ReproducibleConfig(mode, size)
+
+
 def err_at(prefix: str, err: SpaceError) -> ConfigError:
     """A space error located inside the config (``lr.low`` → ``space.lr.low``)."""
     return ConfigError(f"{prefix}.{err.path}" if err.path else prefix, err.rule)
@@ -483,11 +515,12 @@ def config_from_dict(raw: Any, *, default_name: str | None = None) -> Experiment
     resources = _parse_resources(top.take("resources", lambda p, v: v, None))
     tracking = _parse_tracking(top.take("tracking", lambda p, v: v, None))
     constraints = _parse_constraints(top.take("constraints", lambda p, v: v, None), trainer.metrics, trainer_name)
+    reproducible = _parse_reproducible(top.take("reproducible", lambda p, v: v, None), scheduler)
     top.finish()
     return ExperimentConfig(
         name=name, space=space, seed=seed, trainer=trainer_name, deterministic=deterministic, data=data,
         metric=metric, searcher=searcher, scheduler=scheduler, budget=budget, resources=resources, tracking=tracking,
-        constraints=constraints,
+        constraints=constraints, reproducible=reproducible,
     )
 
 

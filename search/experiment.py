@@ -38,6 +38,7 @@ class ExperimentResult:
     parent_run_id: str
     trials_path: Path
     curves_path: Path
+    events_path: Path
     notes: tuple[str, ...] = field(default=())
 
 
@@ -119,6 +120,8 @@ def run_experiment(
         run_name=cfg.name,
         params=_parent_params(cfg),
         tags={"hypernas.role": "experiment", "hypernas.name": cfg.name, "hypernas.experiment_seed": cfg.seed,
+              "hypernas.data_seed": derive_seed(cfg.seed, "data"), "hypernas.sampler_seed": derive_seed(cfg.seed, "sampler"),
+              "hypernas.reproducible": cfg.reproducible.mode,
               "hypernas.space_fingerprint": cfg.space.fingerprint, "hypernas.state": "RUNNING",
               **{f"hypernas.env.{k}": v for k, v in environment.items() if v is not None}},
         texts={"config.yaml": config_yaml, "space.json": cfg.space.to_json(),
@@ -141,11 +144,11 @@ def run_experiment(
         status = "interrupted"
         raise
     finally:
-        trials_path, curves_path = monitor.finish()
+        trials_path, curves_path, events_path = monitor.finish()
         best = records.best()
         counts = records.counts()
-        tracker.parent_artifact(trials_path)
-        tracker.parent_artifact(curves_path)
+        for path in (trials_path, curves_path, events_path):
+            tracker.parent_artifact(path)
         tracker.parent_tags({"hypernas.state": status.upper(), "hypernas.best_trial": best.number if best else "none",
                              **{f"hypernas.trials.{k.lower()}": v for k, v in counts.items()}})
         if best is not None:
@@ -158,7 +161,7 @@ def run_experiment(
     result = ExperimentResult(
         name=cfg.name, folder=folder.path, counts=counts, best=best_row and {**best_row, "params": best.params},
         tracking_uri=uri, mlflow_experiment=mlflow_experiment, parent_run_id=parent_run_id,
-        trials_path=trials_path, curves_path=curves_path, notes=notes,
+        trials_path=trials_path, curves_path=curves_path, events_path=events_path, notes=notes,
     )
     stream.write(summary_table(summary_info(result, cfg)) + "\n")
     stream.flush()
@@ -190,5 +193,6 @@ def summary_info(result: ExperimentResult, cfg: ExperimentConfig) -> dict[str, A
         "tracking URI": result.tracking_uri,
         "trials table": str(result.trials_path),
         "curves table": str(result.curves_path),
+        "decision log": str(result.events_path),
         "next": f"hypernas best {result.name}{where} | hypernas test {result.name}{where} | hypernas ui{where}",
     }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any, Mapping
 
 from search._mlflow import TrackingWriter
 from search.progress import ProgressView
+from search.events import EventLog
 from search.records import ExperimentRecords, final_state
 
 _WRITE_EVERY_S = 2.0  # Parquet is rewritten at most this often while running (and always at the end)
@@ -25,6 +27,7 @@ class Monitor:
         self.tracker = tracker
         self.view = view
         self.folder = folder
+        self.events = EventLog()  # sampler asks/tells and scheduler decisions, written beside the records
         self._last_write = 0.0
 
     def trial_started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int) -> None:
@@ -34,7 +37,9 @@ class Monitor:
             self.tracker.trial_started(
                 number, trial_run_name(number), {**params, "epochs": epochs},
                 {"hypernas.trial_number": number, "hypernas.seed": seed, "hypernas.state": "RUNNING",
-                 "hypernas.role": "trial", "hypernas.trial_id": trial_id},
+                 "hypernas.role": "trial", "hypernas.trial_id": trial_id,
+                 # MLflow params are text; the typed copy lets `hypernas replay` rebuild the exact configuration
+                 "hypernas.params": json.dumps({**params, "epochs": epochs}, sort_keys=True)},
             )
         self.view.update(self.records)
 
@@ -61,13 +66,13 @@ class Monitor:
         self.view.update(self.records)
         self._write(force=False)
 
-    def _write(self, *, force: bool) -> tuple[Path, Path] | None:
+    def _write(self, *, force: bool) -> tuple[Path, Path, Path] | None:
         if not force and time.monotonic() - self._last_write < _WRITE_EVERY_S:
             return None
         self._last_write = time.monotonic()
-        return self.records.write(self.folder)
+        return (*self.records.write(self.folder), self.events.write(self.folder))
 
-    def finish(self, reason: str = "the experiment ended while it ran") -> tuple[Path, Path]:
+    def finish(self, reason: str = "the experiment ended while it ran") -> tuple[Path, Path, Path]:
         """Close trials Tune ended without an event (time budget, interrupt), then write everything."""
         for record in list(self.records.trials.values()):
             if record.state == "RUNNING":

@@ -201,6 +201,17 @@ def _write_atomic(table: pa.Table, path: Path) -> Path:
     return path
 
 
+# Columns that describe when, where and under which id a trial ran — not what it computed.
+RUN_SPECIFIC_COLUMNS = ("trial_id", "wall_time_s", "node", "device", "started_at", "ended_at", "hw_latency_ms")
+
+
+def reproducible_view(table: pa.Table) -> list[dict[str, Any]]:
+    """``trials.parquet`` rows without the run-specific columns (times, hosts, ids, measured latency): what must be
+    identical when an experiment is reproduced."""
+    keep = [c for c in table.column_names if c not in RUN_SPECIFIC_COLUMNS]
+    return sorted(table.select(keep).to_pylist(), key=lambda r: r["number"])
+
+
 def read_trials(folder: Path) -> list[dict[str, Any]]:
     """Rows of ``trials.parquet`` (``params`` decoded), ordered by trial number."""
     rows = pq.read_table(folder / TRIALS_FILE).to_pylist()

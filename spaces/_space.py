@@ -9,7 +9,7 @@ from typing import Any, Iterator, Mapping
 
 from spaces._errors import SpaceError
 from spaces._build import Param, param_from_dict
-from spaces._params import MAX_GRID_POINTS, Constant, Float
+from spaces._params import MAX_GRID_POINTS, Categorical, Constant, Float, Int
 from spaces._yaml import dump_yaml, load_yaml
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -108,6 +108,31 @@ class Space(Mapping[str, Param]):
         extra = [k for k in config if k not in active]
         if extra:
             raise SpaceError(extra[0], "is not an active parameter of this space")
+
+    def parse_strings(self, texts: Mapping[str, str]) -> dict[str, Any]:
+        """Typed values from their text form (as MLflow stores params): ``{"lr": "0.01"}`` → ``{"lr": 0.01}``.
+
+        Names not in the space are kept as text; a text no value of the parameter has is a :class:`SpaceError`.
+        """
+        config: dict[str, Any] = {}
+        for name, text in texts.items():
+            param = self._params.get(name)
+            if param is None:
+                config[name] = text
+                continue
+            candidates = param.grid_values() if isinstance(param, (Categorical, Constant)) else None
+            if candidates is not None:
+                matches = [v for v in candidates if str(v) == text]
+                if not matches:
+                    raise SpaceError(name, f"{text!r} is not one of {list(candidates)}")
+                config[name] = matches[0]
+            elif isinstance(param, Float):
+                config[name] = float(text)
+            elif isinstance(param, Int):
+                config[name] = int(text)
+            else:  # a cell: its value is its genotype text
+                config[name] = text
+        return config
 
     # -- grids ------------------------------------------------------------------------------------------------
     def grid(self) -> dict[str, tuple]:

@@ -16,6 +16,7 @@ def tiny_config(name: str = "tiny", **sections) -> dict:
             "optimizer": {"type": "categorical", "choices": ["adamw", "sgd"]},
             "momentum": {"type": "float", "low": 0.5, "high": 0.95, "when": {"optimizer": "sgd"}},
             "batch_size": 64,
+            "schedule": "constant",  # four short epochs: a one-cycle warm-up would take most of them
         },
         "metric": {"name": "val_accuracy", "mode": "max"},
         "searcher": {"type": "tpe", "n_startup_trials": 3},

@@ -19,12 +19,12 @@ from trainers.data import (
 from trainers.hyper import Hyper, check_space, resolve
 from trainers.registry import BUILTIN, Trainer, resolve_trainer
 from trainers.reporting import MemoryReporter, Reporter
-from trainers.seeding import seed_everything
+from trainers.seeding import dataloader_seeding, seed_everything
 from trainers.spec import Evaluator, Recipe, TrialSpec
 
 __all__ = [
     "BUILTIN", "DataSource", "DigitsSource", "Evaluator", "Hyper", "MemoryReporter", "Mnist1dSource", "ParquetSource", "Recipe",
-    "Reporter", "SealedTestSplit", "SearchData", "Split", "Trainer", "TrialSpec", "check_space", "make_source",
+    "Reporter", "SealedTestSplit", "SearchData", "Split", "Trainer", "TrialSpec", "check_space", "dataloader_seeding", "make_source",
     "resolve", "resolve_trainer", "sealed_data", "search_data", "seed_everything", "state_from_bytes",
     "state_to_bytes",
 ]

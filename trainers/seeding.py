@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,3 +37,20 @@ def seed_everything(seed: int, *, deterministic: bool = True, threads: int | Non
             raise ValueError(f"threads must be >= 1 (got {threads})")
         torch.set_num_threads(threads)
     return seed
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each DataLoader worker with base_seed + worker_id, base_seed drawn from the loader's generator;
+    # python's and numpy's RNGs in the worker follow that seed too.
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def dataloader_seeding(seed: int) -> dict[str, Any]:
+    """Keyword arguments for ``torch.utils.data.DataLoader`` that make shuffling and every worker's python,
+    numpy and torch RNGs follow ``seed`` (for trainers that use DataLoaders)::
+
+        DataLoader(dataset, batch_size=64, shuffle=True, num_workers=2, **dataloader_seeding(spec.seed))
+    """
+    return {"generator": torch.Generator().manual_seed(seed), "worker_init_fn": _seed_worker}

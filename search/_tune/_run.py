@@ -9,7 +9,7 @@ from ray import tune
 
 from search._optuna import AskTellStudy
 from search._tune._events import EventBridge
-from search._tune._scheduling import make_scheduler
+from search._tune._scheduling import ObservedScheduler, make_scheduler
 from search._tune._searcher import OptunaSearcher
 from search._tune._trainable import TrialSettings, trial_entry
 from search.config import ExperimentConfig
@@ -25,14 +25,16 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
         tune.with_parameters(trial_entry, data=data, settings=settings),
         {"cpu": cfg.resources.cpus, "gpu": cfg.resources.gpus},
     )
-    searcher = OptunaSearcher(study, cfg)
+    searcher = OptunaSearcher(study, cfg, monitor.events, trials)
+    scheduler = ObservedScheduler(make_scheduler(cfg.scheduler), cfg, monitor.events,
+                                  strict=cfg.reproducible.mode == "strict")
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             metric=cfg.metric.name,
             mode=cfg.metric.mode,
             search_alg=searcher,
-            scheduler=make_scheduler(cfg.scheduler),
+            scheduler=scheduler,
             num_samples=trials,
             max_concurrent_trials=cfg.budget.max_concurrent,
             time_budget_s=cfg.budget.time_budget_s,

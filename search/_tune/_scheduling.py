@@ -1,7 +1,18 @@
-"""Early stopping: Ray's own schedulers, configured in epochs."""
+"""Early stopping: Ray's own schedulers, configured in epochs, observed — and ordered in strict mode.
+
+:class:`ObservedScheduler` delegates every decision to Ray's scheduler and records it in the decision log. In
+strict mode (``reproducible: strict``) it also makes ASHA's rung decisions *in trial-number order*: a trial that
+reaches a rung before every lower-numbered trial has either been recorded at that rung or ended waits there
+(Tune's NOOP: it keeps its slot but trains no further) until they have. Each rung then sees exactly the results
+it would see if the trials had run one after another, so which trials are stopped does not depend on
+concurrency or timing. The cost is that waiting: strict mode trades speed for reproducibility.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import (
     AsyncHyperBandScheduler,
     FIFOScheduler,
@@ -11,7 +22,8 @@ from ray.tune.schedulers import (
 )
 
 from search._tune._common import TIME_ATTR
-from search.config import SchedulerConfig
+from search.config import ExperimentConfig, SchedulerConfig
+from search.events import EventLog
 
 
 def make_scheduler(cfg: SchedulerConfig) -> TrialScheduler:
@@ -25,3 +37,159 @@ def make_scheduler(cfg: SchedulerConfig) -> TrialScheduler:
         return MedianStoppingRule(time_attr=TIME_ATTR, grace_period=cfg.grace_period,
                                   min_samples_required=cfg.min_samples_required)
     return FIFOScheduler()
+
+
+def _number(trial: Trial) -> int:
+    return int(trial.config["trial_number"])
+
+
+class ObservedScheduler(TrialScheduler):
+    """Ray's scheduler with every decision logged; with ``strict``, rung decisions in trial-number order."""
+
+    def __init__(self, inner: TrialScheduler, cfg: ExperimentConfig, events: EventLog, strict: bool = False) -> None:
+        super().__init__()
+        self.inner = inner
+        self.metric_name = cfg.metric.name
+        self.events = events
+        self.strict = strict
+        # One decision per result: a buffered batch of epochs would take several epochs per decision.
+        self._supports_buffered_results = False
+        self.trials: dict[int, Trial] = {}
+        self.ended: set[int] = set()
+        self.pending: dict[int, tuple[int, Trial, dict]] = {}  # number -> (rung, trial, result) held back
+        self._draining = False
+
+    # -- plain delegation ---------------------------------------------------------------------------------------
+    @property
+    def metric(self) -> str | None:
+        return self.inner.metric
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return self.inner.set_search_properties(metric, mode, **spec)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        return self.inner.choose_trial_to_run(tune_controller)
+
+    def debug_string(self) -> str:
+        return self.inner.debug_string()
+
+    def save(self, checkpoint_path: str) -> None:
+        self.inner.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.inner.restore(checkpoint_path)
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        self.trials[_number(trial)] = trial
+        self.inner.on_trial_add(tune_controller, trial)
+
+    def _ended(self, tune_controller: Any, trial: Trial) -> None:
+        self.ended.add(_number(trial))
+        self.pending.pop(_number(trial), None)
+        self._drain(tune_controller)
+
+    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        self.inner.on_trial_error(tune_controller, trial)
+        self._ended(tune_controller, trial)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
+        self.inner.on_trial_complete(tune_controller, trial, result)
+        self._ended(tune_controller, trial)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        self.inner.on_trial_remove(tune_controller, trial)
+        self._ended(tune_controller, trial)
+
+    # -- decisions ------------------------------------------------------------------------------------------------
+    def _rungs(self, trial: Trial) -> list[tuple[int, dict]]:
+        """ASHA's rungs for this trial's bracket, highest milestone first: ``(milestone, recorded values)``."""
+        if not isinstance(self.inner, AsyncHyperBandScheduler):
+            return []
+        bracket = self.inner._trial_info.get(trial.trial_id)  # Ray 2.60 internals (pinned): the trial's bracket
+        return bracket._rungs if bracket is not None else []
+
+    def _rung_to_record(self, trial: Trial, result: dict) -> int | None:
+        """The rung this result will be recorded at (ASHA's own rule), or None if it is not a rung decision."""
+        if not isinstance(self.inner, AsyncHyperBandScheduler):
+            return None  # only ASHA decides at rungs
+        if TIME_ATTR not in result or self.metric_name not in result:
+            return None
+        epoch = result[TIME_ATTR]
+        if epoch >= self.inner._max_t and self.inner._stop_last_trials:
+            return None  # stopped for reaching max_t, recorded nowhere
+        for milestone, recorded in self._rungs(trial):  # the same walk as ASHA's _Bracket.on_result
+            if epoch < milestone or trial.trial_id in recorded:
+                continue
+            return int(milestone)
+        return None
+
+    def _decide(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        rung = self._rung_to_record(trial, result)
+        cutoff = None
+        if rung is not None:
+            bracket = self.inner._trial_info[trial.trial_id]
+            recorded = dict(self._rungs(trial))[rung]
+            value = bracket.cutoff(recorded)
+            cutoff = None if value is None else float(value) * self.inner._metric_op  # back in metric units
+        decision = self.inner.on_trial_result(tune_controller, trial, result)
+        if rung is not None or decision != TrialScheduler.CONTINUE:
+            epoch = int(result.get(TIME_ATTR, 0))
+            if rung is not None:
+                reason = "below the rung cutoff" if decision == TrialScheduler.STOP else "at or above the rung cutoff"
+            elif decision == TrialScheduler.STOP and epoch >= getattr(self.inner, "_max_t", float("inf")):
+                reason = "reached max_epochs"
+            else:
+                reason = f"{type(self.inner).__name__} decided"
+            self.events.decision(_number(trial), epoch, result.get(self.metric_name), decision, rung, cutoff, reason)
+        return decision
+
+    def _waiting_for(self, number: int, rung: int) -> list[int]:
+        """Lower-numbered trials that have neither been recorded at ``rung`` nor ended."""
+        blockers = []
+        for other, trial in self.trials.items():
+            if other >= number or other in self.ended:
+                continue
+            recorded = dict(self._rungs(trial)).get(rung, {})
+            if trial.trial_id not in recorded:
+                blockers.append(other)
+        return sorted(blockers)
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        if not self.strict:
+            return self._decide(tune_controller, trial, result)
+        rung = self._rung_to_record(trial, result)
+        blockers = self._waiting_for(_number(trial), rung) if rung is not None else []
+        if blockers:
+            self.pending[_number(trial)] = (rung, trial, result)
+            self.events.wait(_number(trial), int(result[TIME_ATTR]), rung, blockers)
+            return TrialScheduler.NOOP  # hold the trial here until its turn
+        decision = self._decide(tune_controller, trial, result)
+        self._drain(tune_controller)
+        return decision
+
+    def _drain(self, tune_controller: Any) -> None:
+        """Decide held trials whose turn has come, lowest number first, and act on the decision."""
+        if not self.strict or self._draining:
+            return
+        self._draining = True
+        try:
+            progress = True
+            while progress:
+                progress = False
+                for number in sorted(self.pending):
+                    rung, trial, result = self.pending[number]
+                    if self._waiting_for(number, rung):
+                        continue
+                    del self.pending[number]
+                    decision = self._decide(tune_controller, trial, result)
+                    # Tune waits for a decision on a held trial; these are the actions it takes for one
+                    # (TuneController._execute_action, Ray 2.60).
+                    if decision == TrialScheduler.STOP:
+                        tune_controller.stop_trial(trial)
+                    else:  # the controller behind Tune's restricted wrapper (which would warn on this call)
+                        getattr(tune_controller, "_tune_controller", tune_controller)._schedule_trial_train(trial)
+                    progress = True
+                    break
+        finally:
+            self._draining = False

@@ -1,4 +1,12 @@
-"""The Ray searcher over our Optuna ask/tell study."""
+"""The Ray searcher over our Optuna ask/tell study.
+
+Trial numbers are Optuna's (ask order) and every trial's seed derives from its number. A trial the scheduler
+stopped early is told PRUNED with the value of its last epoch, never COMPLETE.
+
+In strict mode (``reproducible: strict``) configurations are asked in generations of ``generation_size``, all of a
+generation at once and only after every earlier trial has been told, with tells in trial-number order: what the
+sampler knows at each ask — and therefore what it suggests — does not depend on concurrency.
+"""
 
 from __future__ import annotations
 
@@ -12,27 +20,51 @@ from search._optuna import AskTellStudy
 from search._tune._common import TIME_ATTR
 from search.config import ExperimentConfig
 from search.constraints import constraint_values
+from search.events import EventLog
 from search.records import final_state
 from search.seeds import derive_seed
 
 
 class OptunaSearcher(Searcher):
-    """Ray searcher over an Optuna ask/tell study. Trial numbers are Optuna's (ask order), seeds derive from them."""
+    """Ray searcher over an Optuna ask/tell study; every ask and tell goes to the decision log."""
 
-    def __init__(self, study: AskTellStudy, cfg: ExperimentConfig) -> None:
+    def __init__(self, study: AskTellStudy, cfg: ExperimentConfig, events: EventLog, trials: int) -> None:
         super().__init__(metric=None, mode=None)
         self.study = study
         self.cfg = cfg
+        self.events = events
+        self.strict = cfg.reproducible.mode == "strict"
+        self.generation = cfg.reproducible.generation_size
         self.numbers: dict[str, int] = {}
         self.epochs: dict[str, int] = {}
         self.last_epoch: dict[str, int] = {}  # a PAUSED trial stopped by HyperBand completes with no result
         self.last_metrics: dict[str, dict] = {}  # the constrained metrics of the last result
+        self.budget = trials
+        self.asked = 0
+        self.queue: list[tuple[int, dict]] = []  # strict mode: the current generation's asked configurations
+        self.told = 0  # strict mode: every trial below this number has been told
+        self.ready: dict[int, tuple[str, float | None, list[float] | None]] = {}  # strict: tells waiting their turn
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True  # metric and mode come from the experiment config, set once
 
-    def suggest(self, trial_id: str) -> dict[str, Any]:
+    def _ask(self) -> tuple[int, dict[str, Any]]:
         number, params = self.study.ask()
+        self.asked += 1
+        self.events.ask(number, params)
+        return number, params
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if not self.strict:
+            number, params = self._ask()
+        else:
+            if not self.queue:
+                if self.told < self.asked:
+                    return None  # a new generation waits until every earlier trial has been told (Tune asks again)
+                self.queue = [self._ask() for _ in range(min(self.generation, self.budget - self.asked))]
+            if not self.queue:
+                return None
+            number, params = self.queue.pop(0)
         epochs = self.cfg.epochs_for(params)
         self.numbers[trial_id], self.epochs[trial_id] = number, epochs
         return {"trial_number": number, "seed": derive_seed(self.cfg.seed, number), "params": params, "epochs": epochs}
@@ -60,16 +92,32 @@ class OptunaSearcher(Searcher):
         state = final_state(self.last_epoch.pop(trial_id, 0), epochs, error)
         metrics = self.last_metrics.pop(trial_id, None)
         constraints = constraint_values(self.cfg.constraints, metrics) if self.cfg.constraints and metrics else None
-        self.study.tell(number, state, self.study.last_value(number) if state == "COMPLETE" else None, constraints)
+        value = self.study.last_value(number) if state == "COMPLETE" else None
+        if self.strict:
+            self.ready[number] = (state, value, constraints)
+            self._tell_in_order()
+        else:
+            self._tell(number, state, value, constraints)
+
+    def _tell(self, number: int, state: str, value: float | None, constraints: list[float] | None) -> None:
+        self.study.tell(number, state, value, constraints)
+        self.events.tell(number, state, value)
+
+    def _tell_in_order(self, everything: bool = False) -> None:
+        while self.ready and (self.told in self.ready or everything):
+            number = self.told if self.told in self.ready else min(self.ready)
+            self._tell(number, *self.ready.pop(number))
+            self.told = number + 1
 
     def close_open_trials(self) -> None:
         """Tell Optuna about trials Tune ended without a completion event (e.g. cut by the time budget)."""
         for trial_id in list(self.numbers):
             self.on_trial_complete(trial_id, None)
+        self._tell_in_order(everything=True)
 
     def __getstate__(self) -> dict:
         # Tune pickles its config (tuner.pkl) for its own restore; the live study is re-attached by the driver.
-        return {k: v for k, v in self.__dict__.items() if k != "study"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("study", "events")}
 
     def save(self, checkpoint_path: str) -> None:
         # The study itself is durable (Optuna journal); Tune only needs which trial is which number.

@@ -1,0 +1,60 @@
+"""The decision log: every sampler ask and tell and every early-stopping decision, in the order they happened.
+
+Written to ``<workdir>/<name>/events.parquet`` (and the MLflow parent run), so a reviewer can see why each
+trial was stopped: which rung, its cutoff, the trial's value there. Columns: ``seq`` (order), ``time``,
+``kind`` (``ask``, ``tell``, ``decision``, ``wait``), ``trial``, ``epoch``, ``value``, ``decision``, ``rung``,
+``cutoff``, ``state``, ``detail`` (JSON: the asked configuration).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+EVENTS_FILE = "events.parquet"
+_TYPES = {
+    "seq": pa.int64(), "time": pa.float64(), "kind": pa.string(), "trial": pa.int64(), "epoch": pa.int64(),
+    "value": pa.float64(), "decision": pa.string(), "rung": pa.int64(), "cutoff": pa.float64(),
+    "state": pa.string(), "detail": pa.string(),
+}
+
+
+class EventLog:
+    """Append-only list of events; cheap to add to from the driver's Tune loop."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def _add(self, **row: Any) -> None:
+        self.rows.append({"seq": len(self.rows), "time": time.time(), **row})
+
+    def ask(self, trial: int, params: Mapping[str, Any]) -> None:
+        self._add(kind="ask", trial=trial, detail=json.dumps(params, sort_keys=True))
+
+    def tell(self, trial: int, state: str, value: float | None) -> None:
+        self._add(kind="tell", trial=trial, state=state, value=value)
+
+    def decision(self, trial: int, epoch: int, value: float | None, decision: str, rung: int | None = None,
+                 cutoff: float | None = None, reason: str | None = None) -> None:
+        self._add(kind="decision", trial=trial, epoch=epoch, value=value, decision=decision, rung=rung,
+                  cutoff=cutoff, detail=json.dumps({"reason": reason}) if reason else None)
+
+    def wait(self, trial: int, epoch: int, rung: int, waiting_for: list[int]) -> None:
+        """Strict mode: a trial held at a rung until lower-numbered trials have reached it."""
+        self._add(kind="wait", trial=trial, epoch=epoch, rung=rung, detail=json.dumps({"waiting_for": waiting_for}))
+
+    def table(self) -> pa.Table:
+        return pa.table({name: pa.array([row.get(name) for row in self.rows], type_) for name, type_ in _TYPES.items()})
+
+    def write(self, folder: Path) -> Path:
+        path = folder / EVENTS_FILE
+        tmp = path.with_name(f".{path.name}.tmp")
+        pq.write_table(self.table(), tmp)
+        os.replace(tmp, path)
+        return path
