@@ -133,15 +133,16 @@ class ObservedScheduler(TrialScheduler):
             value = bracket.cutoff(recorded)
             cutoff = None if value is None else float(value) * self.inner._metric_op  # back in metric units
         decision = self.inner.on_trial_result(tune_controller, trial, result)
-        if rung is not None or decision != TrialScheduler.CONTINUE:
-            epoch = int(result.get(TIME_ATTR, 0))
-            if rung is not None:
-                reason = "below the rung cutoff" if decision == TrialScheduler.STOP else "at or above the rung cutoff"
-            elif decision == TrialScheduler.STOP and epoch >= getattr(self.inner, "_max_t", float("inf")):
-                reason = "reached max_epochs"
-            else:
-                reason = f"{type(self.inner).__name__} decided"
-            self.events.decision(_number(trial), epoch, result.get(self.metric_name), decision, rung, cutoff, reason)
+        epoch = int(result.get(TIME_ATTR, 0))
+        if rung is not None:
+            reason = "below the rung cutoff" if decision == TrialScheduler.STOP else "at or above the rung cutoff"
+        elif decision == TrialScheduler.STOP and epoch >= getattr(self.inner, "_max_t", float("inf")):
+            reason = "reached max_epochs"
+        elif decision == TrialScheduler.CONTINUE:
+            reason = "no decision point at this epoch"
+        else:
+            reason = f"{type(self.inner).__name__} decided"
+        self.events.decision(_number(trial), epoch, result.get(self.metric_name), decision, rung, cutoff, reason)
         return decision
 
     def _waiting_for(self, number: int, rung: int) -> list[int]:
