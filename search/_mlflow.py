@@ -164,6 +164,18 @@ class TrackingWriter:
             self.client.set_terminated(pending.run_id, RUN_STATUS.get(state, "FINISHED"))
         self._queue.put(op)
 
+    def trial_notes(self, number: int, tags: Mapping[str, Any], texts: Mapping[str, str] = {}) -> None:
+        """Tags and text artifacts on a trial's run that stays open (e.g. a failed attempt before a retry)."""
+        def op() -> None:
+            with self._lock:
+                pending = self._trials.get(number)
+            if pending is None or pending.run_id is None:
+                return
+            log_batch(self.client, pending.run_id, tags=tags)
+            for name, text in texts.items():
+                self.client.log_text(pending.run_id, text, name)
+        self._queue.put(op)
+
     def parent_tags(self, tags: Mapping[str, Any]) -> None:
         self._queue.put(lambda: log_batch(self.client, self.parent_run_id, tags=tags))
 

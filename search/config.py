@@ -20,6 +20,8 @@ The YAML format (all sections but ``space`` optional)::
     tracking: {uri: null, experiment: null}    # null: sqlite:///<workdir>/mlflow.db; MLFLOW_TRACKING_URI wins over null
     constraints: {params: {max: 50000}}         # trials violating a bound are infeasible: stopped, never selected
     reproducible: strict                        # or async (default); strict: identical results at any concurrency
+    tolerance: {stall_timeout_s: 60, max_retries: 2, fail_fast: false, straggler_factor: 2.0}
+    faults: [{trials: [3], hang_at_epoch: 2}]   # chaos drills; off unless configured
 """
 
 from __future__ import annotations
@@ -233,6 +235,40 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class ToleranceConfig:
+    """Straggler and fault tolerance. ``stall_timeout_s``: kill a trial that reports nothing for that long (null:
+    never). ``max_retries``: restarts from the last checkpoint after a stall, an exception or a lost node.
+    ``fail_fast``: end the experiment at the first trial failure. ``straggler_factor``: flag a trial whose epochs
+    take this many times as long as its peers' at the same epochs."""
+
+    stall_timeout_s: float | None = None
+    max_retries: int = 2
+    fail_fast: bool = False
+    straggler_factor: float = 2.0
+
+
+@dataclass(frozen=True)
+class FaultRule:
+    """A chaos drill (off unless configured): for the selected trials — by ``trials`` (numbers), a seeded
+    ``fraction`` of them, or those on nodes that offer the custom resource ``node_resource`` — hang at an epoch,
+    raise at an epoch, or train ``slow`` times slower. ``first_attempt_only`` limits hang/raise to the first
+    attempt, so a retry recovers."""
+
+    trials: tuple[int, ...] | None = None
+    fraction: float | None = None
+    node_resource: str | None = None
+    hang_at_epoch: int | None = None
+    raise_at_epoch: int | None = None
+    slow: float | None = None
+    first_attempt_only: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items() if v not in (None, False)}
+        return out
+
+
+@dataclass(frozen=True)
 class ReproducibleConfig:
     """``async`` (default): trials are asked and stopped as results arrive — fastest, and exactly repeatable only
     one trial at a time. ``strict``: configurations are asked in generations of ``generation_size`` trials and told
@@ -265,6 +301,8 @@ class ExperimentConfig:
     tracking: TrackingConfig = TrackingConfig()
     constraints: tuple[Constraint, ...] = ()
     reproducible: ReproducibleConfig = ReproducibleConfig()
+    tolerance: ToleranceConfig = ToleranceConfig()
+    faults: tuple[FaultRule, ...] = ()
 
     def epochs_for(self, params: Mapping[str, Any]) -> int:
         """Epochs a trial with ``params`` trains: its ``epochs`` parameter, else ``scheduler.max_epochs``."""
@@ -290,6 +328,8 @@ class ExperimentConfig:
             "resources": section(self.resources),
             "tracking": section(self.tracking),
             "reproducible": self.reproducible.to_dict(),
+            "tolerance": section(self.tolerance),
+            "faults": [rule.to_dict() for rule in self.faults],
             "constraints": {c.metric: {k: v for k, v in (("min", c.min), ("max", c.max)) if v is not None}
                             for c in self.constraints},
         }
@@ -453,6 +493,55 @@ def _parse_reproducible(raw: Any, scheduler: SchedulerConfig) -> ReproducibleCon
     return ReproducibleConfig(mode, size)
 
 
+def _parse_tolerance(raw: Any) -> ToleranceConfig:
+    section = _Section(raw, "tolerance")
+    defaults = ToleranceConfig()
+    tolerance = ToleranceConfig(
+        stall_timeout_s=section.take("stall_timeout_s", _optional(_number(0, inclusive=False)), None),
+        max_retries=section.take("max_retries", _int(0), defaults.max_retries),
+        fail_fast=section.take("fail_fast", _bool, defaults.fail_fast),
+        straggler_factor=section.take("straggler_factor", _number(1, inclusive=False), defaults.straggler_factor),
+    )
+    section.finish()
+    return tolerance
+
+
+def _int_list(path: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise ConfigError(path, f"must be a non-empty list of trial numbers (got {_describe(value)})")
+    return tuple(value)
+
+
+def _parse_faults(raw: Any) -> tuple[FaultRule, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError("faults", f"must be a list of fault rules (got {_describe(raw)})")
+    rules = []
+    for i, item in enumerate(raw):
+        path = f"faults[{i}]"
+        section = _Section(item, path)
+        rule = FaultRule(
+            trials=section.take("trials", _optional(_int_list), None),
+            fraction=section.take("fraction", _optional(_fraction), None),
+            node_resource=section.take("node_resource", _optional(_str), None),
+            hang_at_epoch=section.take("hang_at_epoch", _optional(_int(1)), None),
+            raise_at_epoch=section.take("raise_at_epoch", _optional(_int(1)), None),
+            slow=section.take("slow", _optional(_number(1, inclusive=False)), None),
+            first_attempt_only=section.take("first_attempt_only", _bool, False),
+        )
+        section.finish()
+        selectors = [x for x in (rule.trials, rule.fraction, rule.node_resource) if x is not None]
+        if len(selectors) != 1:
+            raise ConfigError(path, "select trials with exactly one of trials, fraction, node_resource")
+        effects = [x for x in (rule.hang_at_epoch, rule.raise_at_epoch, rule.slow) if x is not None]
+        if len(effects) != 1:
+            raise ConfigError(path, "give exactly one of hang_at_epoch, raise_at_epoch, slow")
+        rules.append(rule)
+    return tuple(rules)
+
+
 def err_at(prefix: str, err: SpaceError) -> ConfigError:
     """A space error located inside the config (``lr.low`` → ``space.lr.low``)."""
     return ConfigError(f"{prefix}.{err.path}" if err.path else prefix, err.rule)
@@ -516,11 +605,13 @@ def config_from_dict(raw: Any, *, default_name: str | None = None) -> Experiment
     tracking = _parse_tracking(top.take("tracking", lambda p, v: v, None))
     constraints = _parse_constraints(top.take("constraints", lambda p, v: v, None), trainer.metrics, trainer_name)
     reproducible = _parse_reproducible(top.take("reproducible", lambda p, v: v, None), scheduler)
+    tolerance = _parse_tolerance(top.take("tolerance", lambda p, v: v, None))
+    faults = _parse_faults(top.take("faults", lambda p, v: v, None))
     top.finish()
     return ExperimentConfig(
         name=name, space=space, seed=seed, trainer=trainer_name, deterministic=deterministic, data=data,
         metric=metric, searcher=searcher, scheduler=scheduler, budget=budget, resources=resources, tracking=tracking,
-        constraints=constraints, reproducible=reproducible,
+        constraints=constraints, reproducible=reproducible, tolerance=tolerance, faults=faults,
     )
 
 

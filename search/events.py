@@ -2,7 +2,7 @@
 
 Written to ``<workdir>/<name>/events.parquet`` (and the MLflow parent run), so a reviewer can see why each
 trial was stopped: which rung, its cutoff, the trial's value there. Columns: ``seq`` (order), ``time``,
-``kind`` (``ask``, ``tell``, ``decision``, ``wait``), ``trial``, ``epoch``, ``value``, ``decision``, ``rung``,
+``kind`` (``ask``, ``tell``, ``decision``, ``wait``, ``stall_kill``, ``attempt``), ``trial``, ``epoch``, ``value``, ``decision``, ``rung``,
 ``cutoff``, ``state``, ``detail`` (JSON: the asked configuration).
 """
 
@@ -44,6 +44,14 @@ class EventLog:
                  cutoff: float | None = None, reason: str | None = None) -> None:
         self._add(kind="decision", trial=trial, epoch=epoch, value=value, decision=decision, rung=rung,
                   cutoff=cutoff, detail=json.dumps({"reason": reason}) if reason else None)
+
+    def attempt(self, trial: int, attempt: int, state: str, epoch: int) -> None:
+        """An attempt of a trial ended badly (STALLED, PREEMPTED, FAILED)."""
+        self._add(kind="attempt", trial=trial, epoch=epoch, state=state, detail=json.dumps({"attempt": attempt}))
+
+    def stall(self, trial: int, silent_s: float) -> None:
+        """The watchdog killed a trial that had reported nothing for ``silent_s`` seconds."""
+        self._add(kind="stall_kill", trial=trial, value=silent_s)
 
     def wait(self, trial: int, epoch: int, rung: int, waiting_for: list[int]) -> None:
         """Strict mode: a trial held at a rung until lower-numbered trials have reached it."""

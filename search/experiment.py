@@ -132,7 +132,7 @@ def run_experiment(
                        started_at=time.time(), trials_planned=trials, environment=environment)
     study = AskTellStudy.create(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"), cfg.metric.mode,
                                 folder.study_file, constrained=bool(cfg.constraints))
-    records = ExperimentRecords(cfg.metric.name, cfg.metric.mode, cfg.constraints)
+    records = ExperimentRecords(cfg.metric.name, cfg.metric.mode, cfg.constraints, cfg.tolerance.straggler_factor)
     for note in notes:
         stream.write(f"note: {note}\n")
     monitor = Monitor(records, tracker, ProgressView(trials, cfg.metric.name, stream), folder.path)

@@ -29,10 +29,12 @@ class Monitor:
         self.folder = folder
         self.events = EventLog()  # sampler asks/tells and scheduler decisions, written beside the records
         self._last_write = 0.0
+        self._logged_epoch: dict[int, int] = {}  # a restarted trial re-reports epochs MLflow already has
 
-    def trial_started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int) -> None:
+    def trial_started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int,
+                      attempt: int = 1) -> None:
         first_start = number not in self.records.trials
-        self.records.started(number, trial_id, seed, params, epochs)
+        self.records.started(number, trial_id, seed, params, epochs, attempt)
         if first_start:  # a paused-and-resumed trial keeps its child run
             self.tracker.trial_started(
                 number, trial_run_name(number), {**params, "epochs": epochs},
@@ -46,19 +48,36 @@ class Monitor:
     def trial_result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
                      device: str | None = None) -> None:
         self.records.result(number, epoch, metrics, node, device)
-        self.tracker.trial_metrics(number, epoch, metrics, int(time.time() * 1000))
+        if epoch > self._logged_epoch.get(number, 0):
+            self._logged_epoch[number] = epoch
+            self.tracker.trial_metrics(number, epoch, metrics, int(time.time() * 1000))
+
+    def attempt_failed(self, number: int, attempt: int, state: str, error: str) -> None:
+        """One attempt of a trial ended badly (STALLED, PREEMPTED or FAILED); the trial may be retried."""
+        record = self.records.attempt_failed(number, attempt, state, error)
+        self.events.attempt(number, attempt, state, record.epochs_run)
+        self.tracker.trial_notes(number, {"hypernas.attempts": attempt, f"hypernas.attempt{attempt}.state": state},
+                                 {f"attempt-{attempt}-{state.lower()}.txt": error})
+        self.view.update(self.records)
+
+    def stall_killed(self, number: int, silent_s: float) -> None:
+        self.events.stall(number, silent_s)
 
     def trial_ended(self, number: int, state: str, error: str | None = None, reason: str | None = None) -> None:
         record = self.records.ended(number, state, error)
-        tags = {"hypernas.stop_reason": reason,"hypernas.state": state, "hypernas.epochs_run": record.epochs_run, "hypernas.node": record.node,
-                "hypernas.device": record.device,
+        tags = {"hypernas.stop_reason": reason, "hypernas.state": state, "hypernas.epochs_run": record.epochs_run,
+                "hypernas.node": record.node, "hypernas.device": record.device, "hypernas.attempts": record.attempt,
                 "hypernas.wall_time_s": round(record.wall_time_s, 3)}
+        ratio = self.records.straggler_ratios().get(number)
+        if ratio is not None:
+            tags |= {"hypernas.straggler_ratio": round(ratio, 3),
+                     "hypernas.straggler": str(ratio >= self.records.straggler_factor).lower()}
         if record.violations:
             tags |= {"hypernas.feasible": "false", "hypernas.violations": "; ".join(record.violations)}
         if record.best_value is not None:
             tags |= {"hypernas.best_value": record.best_value, "hypernas.last_value": record.last_value}
         self.tracker.trial_ended(number, state, {k: v for k, v in tags.items() if v is not None},
-                                 {"traceback.txt": error} if error else {})
+                                 {"traceback.txt": error} if error and state == "FAILED" else {})
         self.view.update(self.records)
         self._write(force=False)
 

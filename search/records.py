@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +22,14 @@ from search.constraints import Constraint, violations
 from trainers.hardware import HARDWARE_METRICS
 
 TRIALS_FILE = "trials.parquet"
+STRAGGLER_TIME = "epoch_wall_s"  # the per-epoch time stragglers are judged by
 CURVES_FILE = "curves.parquet"
 STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAILED", "STALLED", "PREEMPTED")
 TRIAL_COLUMNS = (
     "number", "trial_id", "state", "seed", "params", "epochs", "epochs_run", "metric", "best_value", "best_epoch",
-    "last_value", "feasible", "violations", "hw_params", "hw_macs", "hw_latency_ms", "wall_time_s", "node",
-    "device", "started_at", "ended_at", "error",
+    "last_value", "feasible", "violations", "hw_params", "hw_macs", "hw_latency_ms", "attempts",
+    "attempt_history", "straggler", "straggler_ratio", "wall_time_s", "node", "device", "started_at", "ended_at",
+    "error",
 )
 
 
@@ -57,6 +60,8 @@ class TrialRecord:
     error: str | None = None
     violations: list[str] = field(default_factory=list)
     hardware: dict[str, float] = field(default_factory=dict)
+    attempt: int = 1
+    failed_attempts: list[dict[str, Any]] = field(default_factory=list)  # STALLED / PREEMPTED / FAILED attempts
 
     @property
     def feasible(self) -> bool:
@@ -90,21 +95,47 @@ def pick_best(rows: Iterable[Mapping[str, Any]], mode: str) -> Mapping[str, Any]
 class ExperimentRecords:
     """Trials and their per-epoch curves for one experiment, updated from the driver's event stream."""
 
-    def __init__(self, metric: str, mode: str, constraints: Sequence[Constraint] = ()) -> None:
+    def __init__(self, metric: str, mode: str, constraints: Sequence[Constraint] = (),
+                 straggler_factor: float = 2.0) -> None:
         self.metric = metric
         self.mode = mode
         self.constraints = tuple(constraints)
+        self.straggler_factor = straggler_factor
         self.trials: dict[int, TrialRecord] = {}
         # (trial, epoch) -> row: a resumed trial that reports an epoch again replaces the row
         self.curves: dict[tuple[int, int], dict[str, Any]] = {}
 
     # -- events --------------------------------------------------------------------------------------------------
-    def started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int) -> TrialRecord:
+    def started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int,
+                attempt: int = 1) -> TrialRecord:
         record = self.trials.get(number)
         if record is None:
             record = self.trials[number] = TrialRecord(number, trial_id, seed, dict(params), epochs)
         record.state = "RUNNING"
+        record.attempt = attempt
         return record
+
+    def attempt_failed(self, number: int, attempt: int, state: str, error: str) -> TrialRecord:
+        record = self.trials[number]
+        record.failed_attempts.append({"attempt": attempt, "state": state, "epochs_run": record.epochs_run,
+                                       "error": error[-2000:]})
+        return record
+
+    def straggler_ratios(self) -> dict[int, float]:
+        """Per trial: the median over its epochs of its epoch wall time (``epoch_wall_s``, as its worker saw it)
+        divided by the median wall time of all trials at that epoch, counting epochs that at least three trials
+        reached. Trials with no such epoch are left out. Fidelity is counted in epochs, so a slow node changes
+        these ratios — never which trials are promoted."""
+        by_epoch: dict[int, list[float]] = {}
+        for (_, epoch), row in self.curves.items():
+            if row.get(STRAGGLER_TIME) is not None:
+                by_epoch.setdefault(epoch, []).append(row[STRAGGLER_TIME])
+        medians = {epoch: statistics.median(times) for epoch, times in by_epoch.items() if len(times) >= 3}
+        per_trial: dict[int, list[float]] = {}
+        for (trial, epoch), row in self.curves.items():
+            if epoch in medians and row.get(STRAGGLER_TIME) is not None:
+                per_trial.setdefault(trial, []).append(row[STRAGGLER_TIME] / max(medians[epoch], 1e-9))
+        return {trial: statistics.median(ratios) for trial, ratios in per_trial.items()}
 
     def result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
                device: str | None = None) -> None:
@@ -145,14 +176,19 @@ class ExperimentRecords:
     # -- files ---------------------------------------------------------------------------------------------------
     def trial_rows(self) -> list[dict[str, Any]]:
         rows = []
+        ratios = self.straggler_ratios()
         for r in sorted(self.trials.values(), key=lambda r: r.number):
+            ratio = ratios.get(r.number)
             rows.append({
                 "number": r.number, "trial_id": r.trial_id, "state": r.state, "seed": r.seed,
                 "params": json.dumps(r.params, sort_keys=True), "epochs": r.epochs, "epochs_run": r.epochs_run,
                 "metric": self.metric, "best_value": r.best_value, "best_epoch": r.best_epoch,
                 "last_value": r.last_value, "feasible": r.feasible, "violations": "; ".join(r.violations) or None,
                 "hw_params": r.hardware.get("params"), "hw_macs": r.hardware.get("macs"),
-                "hw_latency_ms": r.hardware.get("latency_ms"), "wall_time_s": r.wall_time_s, "node": r.node,
+                "hw_latency_ms": r.hardware.get("latency_ms"), "attempts": r.attempt,
+                "attempt_history": json.dumps(r.failed_attempts) if r.failed_attempts else None,
+                "straggler": None if ratio is None else ratio >= self.straggler_factor, "straggler_ratio": ratio,
+                "wall_time_s": r.wall_time_s, "node": r.node,
                 "device": r.device,
                 "started_at": r.started_at, "ended_at": r.ended_at, "error": r.error,
             })
@@ -170,7 +206,8 @@ _TRIAL_TYPES = {
     "number": pa.int64(), "trial_id": pa.string(), "state": pa.string(), "seed": pa.int64(), "params": pa.string(),
     "epochs": pa.int64(), "epochs_run": pa.int64(), "metric": pa.string(), "best_value": pa.float64(),
     "best_epoch": pa.int64(), "last_value": pa.float64(), "feasible": pa.bool_(), "violations": pa.string(),
-    "hw_params": pa.float64(), "hw_macs": pa.float64(), "hw_latency_ms": pa.float64(),
+    "hw_params": pa.float64(), "hw_macs": pa.float64(), "hw_latency_ms": pa.float64(), "attempts": pa.int64(),
+    "attempt_history": pa.string(), "straggler": pa.bool_(), "straggler_ratio": pa.float64(),
     "wall_time_s": pa.float64(), "node": pa.string(),
     "device": pa.string(),
     "started_at": pa.float64(), "ended_at": pa.float64(), "error": pa.string(),
@@ -202,7 +239,8 @@ def _write_atomic(table: pa.Table, path: Path) -> Path:
 
 
 # Columns that describe when, where and under which id a trial ran — not what it computed.
-RUN_SPECIFIC_COLUMNS = ("trial_id", "wall_time_s", "node", "device", "started_at", "ended_at", "hw_latency_ms")
+RUN_SPECIFIC_COLUMNS = ("trial_id", "wall_time_s", "node", "device", "started_at", "ended_at", "hw_latency_ms",
+                        "straggler", "straggler_ratio")
 
 
 def reproducible_view(table: pa.Table) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 # Metrics that measure time on a machine: they vary run to run and are left out of bit-for-bit comparisons.
-TIMING_METRICS = ("epoch_time_s", "latency_ms")
+TIMING_METRICS = ("epoch_time_s", "epoch_wall_s", "latency_ms")
 HARDWARE_METRICS = ("params", "macs", "latency_ms")
 
 

@@ -48,5 +48,9 @@ def describe_cluster(started_here: bool) -> str:
 
 
 def node_name(result: Mapping[str, Any]) -> str | None:
-    """``hostname/ip`` of the node that produced a result (Ray fills both in)."""
-    return result.get("hostname") and f"{result.get('hostname')}/{result.get('node_ip')}"
+    """``hostname/ip/node`` of the node that produced a result: Ray fills in host and IP, our reporter the node id
+    (several nodes may share a host)."""
+    if not result.get("hostname"):
+        return None
+    node = f"/{result['node_id'][:8]}" if result.get("node_id") else ""
+    return f"{result['hostname']}/{result.get('node_ip')}{node}"

@@ -1,37 +1,61 @@
-"""Tune's events, turned into calls on the driver's Monitor."""
+"""Tune's events, turned into calls on the driver's Monitor — and the per-trial stall watchdog.
+
+Ray Tune has no per-trial timeout (ray#47475). :class:`EventBridge` times every running trial from its last
+report; one silent for ``stall_timeout_s`` has its actor killed, which Tune handles as any trial failure: a
+restart from the last checkpoint while ``max_retries`` allows, else the end of the trial. Each failed attempt is
+classified — STALLED (killed by the watchdog), PREEMPTED (its node was lost) or FAILED (an exception) — and
+recorded before the trial goes on.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import time
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
+from ray.tune.experiment import Trial
 
 from search._tune._cluster import node_name
 from search._tune._common import RESERVED_KEYS, TIME_ATTR
 from search.records import final_state
 
+_NODE_LOST = re.compile(r"node (has )?died|NodeDiedError|node .* (was )?(lost|terminated|removed)", re.IGNORECASE)
+
 
 class EventBridge(tune.Callback):
     """Tune callback → :class:`search.monitor.Monitor` calls, keyed by our trial numbers."""
 
-    def __init__(self, monitor: Any) -> None:
+    def __init__(self, monitor: Any, stall_timeout_s: float | None = None,
+                 is_held: Any = lambda trial: False) -> None:
         self.monitor = monitor
+        self.stall_timeout_s = stall_timeout_s
+        self.is_held = is_held  # strict mode holds trials at rungs on purpose: they are waiting, not stalled
+        self.last_report: dict[str, float] = {}  # trial id -> monotonic time of its last sign of life
+        self.killed: set[str] = set()  # trial ids whose actor the watchdog killed (this attempt)
+        self.node_ids: dict[str, str] = {}  # trial id -> the node its last result came from
 
     def __getstate__(self) -> dict:
         return {}  # the monitor is driver state (threads, open stores); Tune's pickled config does not need it
 
     @staticmethod
-    def _number(trial: Any) -> int:
+    def _number(trial: Trial) -> int:
         return int(trial.config["trial_number"])
 
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_start(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
         config = trial.config
+        self.last_report[trial.trial_id] = time.monotonic()
+        self.killed.discard(trial.trial_id)
         self.monitor.trial_started(self._number(trial), trial.trial_id, int(config["seed"]), dict(config["params"]),
-                                   int(config["epochs"]))
+                                   int(config["epochs"]), attempt=int(config.get("attempt", 1)))
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+    def on_trial_result(self, iteration: int, trials: list, trial: Trial, result: dict, **info: Any) -> None:
+        self.last_report[trial.trial_id] = time.monotonic()
+        if "node_id" in result:
+            self.node_ids[trial.trial_id] = result["node_id"]
         if TIME_ATTR not in result:
             return
         metrics = {k: v for k, v in result.items()
@@ -39,16 +63,63 @@ class EventBridge(tune.Callback):
         self.monitor.trial_result(self._number(trial), int(result[TIME_ATTR]), metrics, node_name(result),
                                   result.get("device"))
 
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+    def on_trial_complete(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
+        self.last_report.pop(trial.trial_id, None)
         last = trial.last_result or {}
         state = final_state(int(last.get(TIME_ATTR, 0)), int(trial.config["epochs"]), errored=False)
         self.monitor.trial_ended(self._number(trial), state)
 
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        error = None
-        if trial.error_file and os.path.exists(trial.error_file):
-            error = Path(trial.error_file).read_text(errors="replace")
-        self.monitor.trial_ended(self._number(trial), "FAILED", error=error or "trial failed (no traceback recorded)")
+    # -- failures -------------------------------------------------------------------------------------------------
+    def _attempt_state(self, trial: Trial, error: str) -> str:
+        if trial.trial_id in self.killed:
+            return "STALLED"
+        node_id = self.node_ids.get(trial.trial_id)
+        alive = {n["NodeID"]: n["Alive"] for n in ray.nodes()}
+        if (node_id is not None and alive.get(node_id) is False) or _NODE_LOST.search(error or ""):
+            return "PREEMPTED"
+        return "FAILED"
 
+    @staticmethod
+    def _last_error(trial: Trial) -> str:
+        if not trial.error_file or not os.path.exists(trial.error_file):
+            return "trial failed (no traceback recorded)"
+        text = Path(trial.error_file).read_text(errors="replace")
+        return "Failure #" + text.split("Failure #")[-1] if "Failure #" in text else text
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
+        error = self._last_error(trial)
+        state = self._attempt_state(trial, error)
+        attempt = int(trial.config.get("attempt", 1))
+        self.monitor.attempt_failed(self._number(trial), attempt, state, error)
+        # Tune restarts the trial with trial.config: the next attempt knows its number (fault drills use it).
+        trial.config["attempt"] = attempt + 1
+        self.last_report.pop(trial.trial_id, None)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
+        error = self._last_error(trial)
+        state = self._attempt_state(trial, error)
+        self.monitor.attempt_failed(self._number(trial), int(trial.config.get("attempt", 1)), state, error)
+        self.last_report.pop(trial.trial_id, None)
+        self.monitor.trial_ended(self._number(trial), "FAILED", error=error)
+
+    # -- the watchdog ---------------------------------------------------------------------------------------------
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if self.stall_timeout_s is not None:
+            now = time.monotonic()
+            for trial in trials:
+                if self.is_held(trial):
+                    self.last_report[trial.trial_id] = now
+                    continue
+                started = self.last_report.get(trial.trial_id)
+                if (trial.status == Trial.RUNNING and started is not None and trial.trial_id not in self.killed
+                        and now - started > self.stall_timeout_s):
+                    self._kill(trial, now - started)
         self.monitor.tick()
+
+    def _kill(self, trial: Trial, silent_s: float) -> None:
+        actor = trial.temporary_state.ray_actor
+        if actor is None:
+            return
+        self.killed.add(trial.trial_id)
+        self.monitor.stall_killed(self._number(trial), silent_s)
+        ray.kill(actor, no_restart=True)  # Tune sees the actor die and retries or fails the trial

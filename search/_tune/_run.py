@@ -20,7 +20,7 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
                trials: int) -> None:
     """Run ``trials`` trials of ``cfg`` on the connected Ray cluster; every event goes to ``monitor``."""
     settings = TrialSettings(cfg.trainer, cfg.deterministic, cfg.resources.threads, cfg.resources.gpus,
-                             cfg.constraints)
+                             cfg.constraints, cfg.faults, cfg.seed)
     trainable = tune.with_resources(
         tune.with_parameters(trial_entry, data=data, settings=settings),
         {"cpu": cfg.resources.cpus, "gpu": cfg.resources.gpus},
@@ -46,9 +46,11 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
             name=storage.name,
             storage_path=str(storage.parent.resolve()),
             verbose=0,
-            callbacks=[EventBridge(monitor)],
+            callbacks=[EventBridge(monitor, cfg.tolerance.stall_timeout_s, scheduler.is_held)],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=0),
+            # fail_fast ends the experiment at the first failure, so it leaves nothing to retry
+            failure_config=tune.FailureConfig(max_failures=0 if cfg.tolerance.fail_fast else cfg.tolerance.max_retries,
+                                              fail_fast=cfg.tolerance.fail_fast),
         ),
     )
     try:

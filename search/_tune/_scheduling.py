@@ -59,6 +59,10 @@ class ObservedScheduler(TrialScheduler):
         self.pending: dict[int, tuple[int, Trial, dict]] = {}  # number -> (rung, trial, result) held back
         self._draining = False
 
+    def is_held(self, trial: Trial) -> bool:
+        """Whether strict mode is holding ``trial`` at a rung (it reports nothing meanwhile, on purpose)."""
+        return _number(trial) in self.pending
+
     # -- plain delegation ---------------------------------------------------------------------------------------
     @property
     def metric(self) -> str | None:

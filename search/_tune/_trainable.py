@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+import ray
 from ray import tune
 
+from search.config import FaultRule
 from search.constraints import Constraint, violations
+from search.faults import FaultPlan
 from trainers import SearchData, TrialSpec, resolve_trainer, state_from_bytes, state_to_bytes
 
 _CHECKPOINT_FILE = "state.pt"
@@ -24,6 +28,8 @@ class TrialSettings:
     threads: int
     gpus: float
     constraints: tuple[Constraint, ...] = ()
+    faults: tuple[FaultRule, ...] = ()
+    experiment_seed: int = 0
 
 
 class _Infeasible(Exception):
@@ -33,14 +39,24 @@ class _Infeasible(Exception):
 class _TuneReporter:
     """A trainers ``Reporter`` on Ray Tune: metrics via ``tune.report``, state as a checkpoint per epoch."""
 
-    def __init__(self, epochs: int, device: str, constraints: tuple[Constraint, ...] = ()) -> None:
+    def __init__(self, epochs: int, device: str, attempt: int, constraints: tuple[Constraint, ...] = (),
+                 faults: FaultPlan | None = None) -> None:
         self.epochs = epochs
         self.device = device
+        self.attempt = attempt
         self.constraints = constraints
+        self.faults = faults
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self._last = time.perf_counter()
 
     def report(self, epoch: int, metrics: Mapping[str, float], state: Mapping[str, Any] | None = None) -> None:
-        result = {**{k: float(v) for k, v in metrics.items()}, "epoch": epoch, "epochs": self.epochs,
-                  "device": self.device}
+        if self.faults is not None and self.faults.rules:
+            self.faults.before_report(epoch, time.perf_counter() - self._last)
+        now = time.perf_counter()
+        # Wall time since the previous report as this worker saw it: what a slow node or a straggler shows.
+        wall, self._last = now - self._last, now
+        result = {**{k: float(v) for k, v in metrics.items()}, "epoch_wall_s": wall, "epoch": epoch,
+                  "epochs": self.epochs, "device": self.device, "node_id": self.node_id, "attempt": self.attempt}
         if state is None:
             tune.report(result)
         else:
@@ -76,7 +92,20 @@ def trial_entry(config: dict[str, Any], *, data: SearchData, settings: TrialSett
         trial_number=config["trial_number"],
     )
     device_name = torch.cuda.get_device_name(0) if on_gpu else "cpu"
+    attempt = int(config.get("attempt", 1))  # the driver counts restarts (stall, exception, lost node)
+    faults = FaultPlan.for_trial(settings.faults, spec.trial_number, attempt, settings.experiment_seed,
+                                 _node_resources) if settings.faults else None
+    reporter = _TuneReporter(spec.epochs, device_name, attempt, settings.constraints, faults)
     try:
-        resolve_trainer(settings.trainer).train(spec, _TuneReporter(spec.epochs, device_name, settings.constraints))
+        resolve_trainer(settings.trainer).train(spec, reporter)
     except _Infeasible:
         return  # ends like a trial stopped early; the driver records it as infeasible
+
+
+def _node_resources() -> set[str]:
+    """Names of the custom resources the node running this trial offers (for node-selected fault drills)."""
+    node_id = ray.get_runtime_context().get_node_id()
+    for node in ray.nodes():
+        if node.get("NodeID") == node_id:
+            return set(node.get("Resources", {}))
+    return set()

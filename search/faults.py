@@ -1,0 +1,53 @@
+"""Chaos drills: the ``faults:`` section makes chosen trials hang, raise or run slowly, for tests and drills.
+
+Off unless configured. Evaluated inside the trial (the worker), at each epoch's report. A hang blocks until the
+trial is killed (the stall watchdog's job); a raise is an ordinary exception (retried like any other); ``slow: k``
+sleeps ``k − 1`` times the epoch's own duration after each epoch, so the trial takes about ``k`` times as long.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from search.config import FaultRule
+from search.seeds import derive_seed
+
+
+class InjectedFault(RuntimeError):
+    """Raised by a ``raise_at_epoch`` drill."""
+
+
+def _selected(rule: FaultRule, index: int, number: int, experiment_seed: int,
+              node_resources: Callable[[], set[str]]) -> bool:
+    if rule.trials is not None:
+        return number in rule.trials
+    if rule.fraction is not None:  # a seeded, concurrency-independent draw per trial
+        return derive_seed(experiment_seed, f"fault{index}:{number}") / 2**32 < rule.fraction
+    return rule.node_resource in node_resources()
+
+
+@dataclass
+class FaultPlan:
+    """The drills that apply to one trial attempt."""
+
+    rules: Sequence[FaultRule]
+    attempt: int
+
+    @classmethod
+    def for_trial(cls, rules: Sequence[FaultRule], number: int, attempt: int, experiment_seed: int,
+                  node_resources: Callable[[], set[str]]) -> "FaultPlan":
+        chosen = [rule for i, rule in enumerate(rules) if _selected(rule, i, number, experiment_seed, node_resources)]
+        return cls([r for r in chosen if not (r.first_attempt_only and attempt > 1)], attempt)
+
+    def before_report(self, epoch: int, epoch_seconds: float) -> None:
+        """Apply the drills due at ``epoch`` (called after the epoch trained, before it is reported)."""
+        for rule in self.rules:
+            if rule.slow is not None:
+                time.sleep((rule.slow - 1) * epoch_seconds)
+            elif rule.raise_at_epoch == epoch:
+                raise InjectedFault(f"injected fault: raise at epoch {epoch} (attempt {self.attempt})")
+            elif rule.hang_at_epoch == epoch:
+                threading.Event().wait()  # hang: no more reports until the watchdog kills this trial
