@@ -22,6 +22,10 @@ from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in our output
+# MLflow's HTTP client would retry an unreachable server for minutes per call; we retry with our own backoff,
+# go offline after that, and back-fill later from our records (see ``backfill``).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial MLflow database tables"
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -30,6 +34,7 @@ _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100  # MLflow's log_batch limi
 _PARAM_MAX_LEN = 6000
 _FLUSH_EVERY_S = 2.0
 _RETRIES = (0.5, 1.0, 2.0, 4.0)
+_OFFLINE_PROBE_S = 10.0  # while the store is unreachable, one write is tried this often; the rest are skipped
 
 # hypernas trial state -> MLflow run status (pruning is a normal end of a trial, not a failure)
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAILED": "FAILED", "STALLED": "FAILED",
@@ -101,7 +106,10 @@ class TrackingWriter:
     """Writes one experiment to MLflow from a background thread.
 
     ``start()`` creates the parent run synchronously (so a broken tracking URI fails before any trial runs);
-    every later call only enqueues work. ``close()`` flushes everything and ends the parent run.
+    every later call only enqueues work. A write that still fails after retries with backoff puts the writer
+    offline: later writes are skipped (counted in ``dropped``) except one probe every few seconds, until the
+    store answers again. Nothing is lost for good — the experiment's own records are complete, and
+    :func:`backfill` writes whatever MLflow is missing. ``close()`` flushes everything and ends the parent run.
     """
 
     def __init__(self, uri: str, experiment: str, artifact_location: str | None) -> None:
@@ -115,6 +123,8 @@ class TrackingWriter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
+        self.dropped = 0
+        self._offline_until = 0.0
 
     # -- driver-side API (non-blocking after start) ---------------------------------------------------------------
     def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any],
@@ -143,6 +153,20 @@ class TrackingWriter:
             log_batch(self.client, run.info.run_id, params=params)
             with self._lock:
                 self._trials[number].run_id = run.info.run_id
+        self._queue.put(op)
+
+    def adopt(self, number: int, run_id: str) -> None:
+        """Continue writing to an existing child run (a resumed experiment's trial)."""
+        with self._lock:
+            self._trials[number] = _Pending(run_id)
+
+    def trial_discarded(self, number: int) -> None:
+        """Delete a trial's child run: the trial will never run (see ``Monitor.finish``)."""
+        def op() -> None:
+            with self._lock:
+                pending = self._trials.pop(number, None)
+            if pending is not None and pending.run_id is not None:
+                self.client.delete_run(pending.run_id)
         self._queue.put(op)
 
     def trial_metrics(self, number: int, step: int, metrics: Mapping[str, float], timestamp_ms: int) -> None:
@@ -224,17 +248,94 @@ class TrackingWriter:
                 last_flush = time.monotonic()
 
     def _retry(self, op: Callable[[], None], what: str) -> None:
-        for delay in (*_RETRIES, None):
+        if self._offline_until and time.monotonic() < self._offline_until:
+            self.dropped += 1  # offline: skipped now, back-filled later from the records
+            return
+        offline = bool(self._offline_until)
+        for delay in (None,) if offline else (*_RETRIES, None):  # offline: one probe, no retries
             try:
                 op()
-                return
             except (MlflowException, OSError, ConnectionError) as err:
-                if delay is None:
-                    message = f"MLflow {what} failed after {len(_RETRIES) + 1} attempts: {err}"
+                if delay is not None:
+                    time.sleep(delay)
+                    continue
+                if not offline:
+                    message = f"MLflow {what} failed after retries ({err}); writing goes offline, records stay complete"
                     self.errors.append(message)
                     log.warning(message)
-                    return
-                time.sleep(delay)
+                self._offline_until = time.monotonic() + _OFFLINE_PROBE_S
+                self.dropped += 1
+                return
+            if offline:
+                log.warning("MLflow answers again; writing resumes (`hypernas sync` back-fills what was skipped)")
+            self._offline_until = 0.0
+            return
+
+
+@dataclass
+class TrialSnapshot:
+    """What MLflow should hold for one trial (built from the experiment's records)."""
+
+    number: int
+    run_name: str
+    params: Mapping[str, Any]
+    start_tags: Mapping[str, Any]
+    curves: Mapping[int, Mapping[str, float]]  # epoch -> metrics
+    timestamps_ms: Mapping[int, int]  # epoch -> when it was reported
+    state: str
+    end_tags: Mapping[str, Any] | None = None  # None while the trial runs
+
+
+def backfill(uri: str, experiment: str, parent_run_id: str,
+             trials: list[TrialSnapshot]) -> tuple[dict[int, str], dict[str, int]]:
+    """Make MLflow hold every trial of ``trials``: create missing child runs, log missing per-epoch metrics, set
+    final tags and statuses. Idempotent. Returns ``(trial number → child run id, counts of what was written)``."""
+    client = client_for(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise MlflowException(f"MLflow experiment {experiment!r} is missing at {uri}")
+    existing: dict[int, Any] = {}
+    for run in find_runs(uri, experiment, parent_run_id):
+        number = run.data.tags.get("hypernas.trial_number")
+        if number is not None and int(number) not in existing:
+            existing[int(number)] = run
+    ids, counts = {}, {"runs_created": 0, "metrics_added": 0, "runs_closed": 0}
+    for trial in trials:
+        run = existing.get(trial.number)
+        if run is None:
+            created = client.create_run(found.experiment_id, run_name=trial.run_name,
+                                        tags={PARENT_ID_TAG: parent_run_id, **trial.start_tags})
+            log_batch(client, created.info.run_id, params=trial.params)
+            run_id, status = created.info.run_id, "RUNNING"
+            counts["runs_created"] += 1
+        else:
+            run_id, status = run.info.run_id, run.info.status
+        ids[trial.number] = run_id
+        keys = {key for metrics in trial.curves.values() for key in metrics}
+        have = {(key, point.step) for key in keys for point in client.get_metric_history(run_id, key)}
+        missing = [Metric(key, float(value), trial.timestamps_ms.get(epoch, 0), epoch)
+                   for epoch, metrics in sorted(trial.curves.items()) for key, value in metrics.items()
+                   if (key, epoch) not in have and value == value]
+        log_batch(client, run_id, metrics=missing)
+        counts["metrics_added"] += len(missing)
+        if trial.end_tags is not None:
+            log_batch(client, run_id, tags=trial.end_tags)
+            if status == "RUNNING":
+                client.set_terminated(run_id, RUN_STATUS.get(trial.state, "FINISHED"))
+                counts["runs_closed"] += 1
+    return ids, counts
+
+
+def finish_parent(uri: str, run_id: str, status: str) -> None:
+    client = client_for(uri)
+    if client.get_run(run_id).info.status == "RUNNING":
+        client.set_terminated(run_id, status)
+
+
+def upload_artifacts(uri: str, run_id: str, paths: list[Path]) -> None:
+    client = client_for(uri)
+    for path in paths:
+        client.log_artifact(run_id, str(path))
 
 
 def find_runs(uri: str, experiment: str, parent_run_id: str) -> list:

@@ -32,6 +32,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.counts.get("COMPLETE", 0) or result.counts.get("PRUNED", 0) else EXIT_FAILED
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    from search.experiment import resume_experiment
+
+    result = resume_experiment(args.workdir, args.name, address=args.address)
+    return EXIT_OK if result.counts.get("COMPLETE", 0) or result.counts.get("PRUNED", 0) else EXIT_FAILED
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from search.experiment import sync_tracking
+
+    folder = existing_experiment(args.workdir, args.name)
+    counts = sync_tracking(folder)
+    print(f"MLflow holds everything {args.name!r} recorded ({folder.read_state()['tracking_uri']}): "
+          f"{counts['runs_created']} runs created, {counts['metrics_added']} metric values added, "
+          f"{counts['runs_closed']} runs closed")
+    return EXIT_OK
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides=args.set, name=args.name, seed=args.seed)
     print(f"# {args.config}: valid. Resolved configuration:")
@@ -186,6 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(run)
     run.add_argument("--overwrite", action="store_true", help="replace an existing experiment of the same name")
     run.add_argument("--address", help="Ray cluster address to join (default: RAY_ADDRESS, else a local Ray)")
+
+    resume = verb("resume", cmd_resume, "finish experiment NAME after its driver died: finished trials stay, "
+                                        "running ones continue from their checkpoints")
+    resume.add_argument("name")
+    resume.add_argument("--address", help="Ray cluster address to join (default: RAY_ADDRESS, else a local Ray)")
+
+    sync = verb("sync", cmd_sync, "write to MLflow whatever experiment NAME recorded that MLflow is missing "
+                                  "(after a tracking outage)")
+    sync.add_argument("name")
 
     validate = verb("validate", cmd_validate, "check CONFIG and print the resolved configuration; creates nothing")
     _add_config_options(validate)

@@ -25,14 +25,40 @@ _TYPES = {
 }
 
 
-class EventLog:
-    """Append-only list of events; cheap to add to from the driver's Tune loop."""
+JOURNAL_FILE = "events.jsonl"
 
-    def __init__(self) -> None:
+
+class EventLog:
+    """Append-only list of events; cheap to add to from the driver's Tune loop. With a ``journal`` path each event
+    is also appended there as a JSON line, so :meth:`load` brings the log back after a driver crash."""
+
+    def __init__(self, journal: Path | None = None) -> None:
         self.rows: list[dict[str, Any]] = []
+        self._journal = open(journal, "a", encoding="utf-8") if journal is not None else None
+
+    @classmethod
+    def load(cls, journal: Path) -> "EventLog":
+        log = cls()
+        if journal.is_file():
+            for line in journal.read_text(encoding="utf-8").splitlines():
+                try:
+                    log.rows.append(json.loads(line))
+                except json.JSONDecodeError:  # a torn last line
+                    continue
+        log._journal = open(journal, "a", encoding="utf-8")
+        return log
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
     def _add(self, **row: Any) -> None:
-        self.rows.append({"seq": len(self.rows), "time": time.time(), **row})
+        row = {"seq": len(self.rows), "time": time.time(), **row}
+        self.rows.append(row)
+        if self._journal is not None:
+            self._journal.write(json.dumps(row) + "\n")
+            self._journal.flush()
 
     def ask(self, trial: int, params: Mapping[str, Any]) -> None:
         self._add(kind="ask", trial=trial, detail=json.dumps(params, sort_keys=True))

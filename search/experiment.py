@@ -17,11 +17,14 @@ from search import _mlflow
 from search._optuna import AskTellStudy, grid_size
 from search.config import ConfigError, ExperimentConfig, load_config
 from search.environment import capture_environment
-from search.monitor import Monitor
+from search.events import EVENTS_FILE, EventLog
+from search.events import JOURNAL_FILE as EVENTS_JOURNAL
+from search.monitor import Monitor, snapshots
 from search.progress import ProgressView, summary_table
-from search.records import ExperimentRecords
+from search.records import CURVES_FILE, TRIALS_FILE, ExperimentRecords
+from search.records import JOURNAL_FILE as RECORDS_JOURNAL
 from search.seeds import derive_seed
-from search.workdir import DEFAULT_WORKDIR, ExperimentFolder
+from search.workdir import DEFAULT_WORKDIR, ExperimentFolder, existing_experiment
 from trainers import search_data
 
 
@@ -132,19 +135,39 @@ def run_experiment(
                        started_at=time.time(), trials_planned=trials, environment=environment)
     study = AskTellStudy.create(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"), cfg.metric.mode,
                                 folder.study_file, constrained=bool(cfg.constraints))
-    records = ExperimentRecords(cfg.metric.name, cfg.metric.mode, cfg.constraints, cfg.tolerance.straggler_factor)
+    records = _new_records(cfg, folder)
     for note in notes:
         stream.write(f"note: {note}\n")
-    monitor = Monitor(records, tracker, ProgressView(trials, cfg.metric.name, stream), folder.path)
-    status = "failed"
+    return _execute(cfg, folder, data, study, records, EventLog(folder.path / EVENTS_JOURNAL), tracker, trials,
+                    notes, stream, run_trials)
+
+
+def _new_records(cfg: ExperimentConfig, folder: ExperimentFolder) -> ExperimentRecords:
+    return ExperimentRecords(cfg.metric.name, cfg.metric.mode, cfg.constraints, cfg.tolerance.straggler_factor,
+                             journal=folder.path / RECORDS_JOURNAL)
+
+
+def _execute(cfg: ExperimentConfig, folder: ExperimentFolder, data: Any, study: AskTellStudy,
+             records: ExperimentRecords, events: EventLog, tracker: _mlflow.TrackingWriter, trials: int,
+             notes: tuple[str, ...], stream: TextIO, run_trials: Any, *, resume: bool = False,
+             logged_epochs: Mapping[int, int] | None = None) -> ExperimentResult:
+    """Run (or resume) the trials, then close everything: Parquet, MLflow parent, state — whatever happened."""
+    monitor = Monitor(records, events, tracker, ProgressView(trials, cfg.metric.name, stream), folder.path,
+                      logged_epochs)
+    running_before = {n for n, r in records.trials.items() if r.state == "RUNNING"}
+    status, orphans = "failed", set()
     try:
-        run_trials(cfg, study, data, folder.tune_dir, monitor, trials)
+        known = run_trials(cfg, study, data, folder.tune_dir, monitor, trials, restore=resume)
+        # trials the crashed driver had started but Tune never recorded: they were not re-run and will not be
+        orphans = running_before - set(known) if resume else set()
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     finally:
-        trials_path, curves_path, events_path = monitor.finish()
+        trials_path, curves_path, events_path = monitor.finish(orphans=orphans)
+        records.close()
+        events.close()
         best = records.best()
         counts = records.counts()
         for path in (trials_path, curves_path, events_path):
@@ -154,18 +177,91 @@ def run_experiment(
         if best is not None:
             tracker.parent_metrics({f"best_{cfg.metric.name}": best.last_value})
         tracker.close("FINISHED" if status == "finished" else "FAILED")
+        complete = tracker.dropped == 0 or _try_backfill(folder, records, stream)
         folder.write_state(status=status, ended_at=time.time(), counts=counts,
-                           best_trial=best.number if best else None, tracking_errors=tracker.errors)
+                           best_trial=best.number if best else None, tracking_errors=tracker.errors,
+                           tracking_complete=complete)
 
+    state = folder.read_state()
     best_row = next((r for r in records.trial_rows() if best and r["number"] == best.number), None)
     result = ExperimentResult(
         name=cfg.name, folder=folder.path, counts=counts, best=best_row and {**best_row, "params": best.params},
-        tracking_uri=uri, mlflow_experiment=mlflow_experiment, parent_run_id=parent_run_id,
-        trials_path=trials_path, curves_path=curves_path, events_path=events_path, notes=notes,
+        tracking_uri=state["tracking_uri"], mlflow_experiment=state["mlflow_experiment"],
+        parent_run_id=state["parent_run_id"], trials_path=trials_path, curves_path=curves_path,
+        events_path=events_path, notes=notes,
     )
     stream.write(summary_table(summary_info(result, cfg)) + "\n")
     stream.flush()
     return result
+
+
+def _try_backfill(folder: ExperimentFolder, records: ExperimentRecords, stream: TextIO) -> bool:
+    """After a tracking outage: write what MLflow missed, if it answers now. True when MLflow is complete."""
+    try:
+        counts = sync_tracking(folder, records)
+    except Exception as err:  # noqa: BLE001 - still unreachable: the records are complete, sync later
+        stream.write(f"note: MLflow missed some writes and is still unreachable ({type(err).__name__}); "
+                     f"run `hypernas sync {folder.name}` when it is back\n")
+        return False
+    stream.write(f"note: MLflow back-filled after an outage: {counts}\n")
+    return True
+
+
+def sync_tracking(folder: ExperimentFolder, records: ExperimentRecords | None = None) -> dict[str, int]:
+    """Back-fill MLflow from the experiment's records (runs, per-epoch metrics, final tags, parent artifacts).
+    Idempotent; raises when the tracking store is unreachable."""
+    state = folder.read_state()
+    if records is None:
+        cfg = folder.load_config()
+        records = ExperimentRecords.load(folder.path / RECORDS_JOURNAL, cfg.metric.name, cfg.metric.mode,
+                                         cfg.constraints, cfg.tolerance.straggler_factor)
+        records.close()
+    _, counts = _mlflow.backfill(state["tracking_uri"], state["mlflow_experiment"], state["parent_run_id"],
+                                 snapshots(records))
+    paths = [folder.path / name for name in (TRIALS_FILE, CURVES_FILE, EVENTS_FILE)]
+    _mlflow.upload_artifacts(state["tracking_uri"], state["parent_run_id"], [p for p in paths if p.is_file()])
+    if state.get("status") != "running":
+        _mlflow.finish_parent(state["tracking_uri"], state["parent_run_id"],
+                              "FINISHED" if state.get("status") == "finished" else "FAILED")
+    folder.write_state(tracking_complete=True)
+    return counts
+
+
+def resume_experiment(workdir: str | Path, name: str, *, address: str | None = None,
+                      stream: TextIO | None = None) -> ExperimentResult:
+    """Finish an experiment whose driver died: completed trials stay, running ones continue from their
+    checkpoints, the sampler keeps its history, MLflow runs are reattached (and back-filled), and the trial
+    count ends at the budget."""
+    stream = stream or sys.stdout
+    folder = existing_experiment(workdir, name)
+    state = folder.read_state()
+    if state.get("status") == "finished":
+        raise ConfigError("name", f"experiment {name!r} has finished; nothing to resume")
+    cfg = folder.load_config()
+    data = search_data(cfg.data, derive_seed(cfg.seed, "data"))
+    trials, notes = trial_budget(cfg)
+
+    from search._tune import describe_cluster, ensure_ray, run_trials
+
+    stream.write(f"ray: {describe_cluster(ensure_ray(address))}\n")
+    records = ExperimentRecords.load(folder.path / RECORDS_JOURNAL, cfg.metric.name, cfg.metric.mode,
+                                     cfg.constraints, cfg.tolerance.straggler_factor)
+    events = EventLog.load(folder.path / EVENTS_JOURNAL)
+    study = AskTellStudy.load(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"), folder.study_file,
+                              constrained=bool(cfg.constraints))
+    tracker = _mlflow.TrackingWriter(state["tracking_uri"], state["mlflow_experiment"], None)
+    tracker.start(run_name=cfg.name, params={}, tags={}, texts={}, resume_run_id=state["parent_run_id"])
+    run_ids, counts = _mlflow.backfill(state["tracking_uri"], state["mlflow_experiment"], state["parent_run_id"],
+                                       snapshots(records))  # MLflow now holds everything recorded before the crash
+    for number, run_id in run_ids.items():
+        tracker.adopt(number, run_id)
+    stream.write(f"resuming {name}: {len(records.trials)} trials recorded, MLflow back-filled {counts}\n")
+    folder.write_state(status="running", resumed_at=time.time())
+    logged = {}
+    for number, epoch in records.curves:
+        logged[number] = max(logged.get(number, 0), epoch)
+    return _execute(cfg, folder, data, study, records, events, tracker, trials, notes, stream, run_trials,
+                    resume=True, logged_epochs=logged)
 
 
 def _supersede(folder: ExperimentFolder, uri: str) -> None:

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from search._mlflow import TrackingWriter
-from search.progress import ProgressView
+from search._mlflow import TrackingWriter, TrialSnapshot
 from search.events import EventLog
-from search.records import ExperimentRecords, final_state
+from search.progress import ProgressView
+from search.records import ExperimentRecords, TrialRecord, final_state
 
 _WRITE_EVERY_S = 2.0  # Parquet is rewritten at most this often while running (and always at the end)
 
@@ -19,30 +19,56 @@ def trial_run_name(number: int) -> str:
     return f"trial-{number:04d}"
 
 
+def start_tags(record: TrialRecord) -> dict[str, Any]:
+    """Tags a trial's child run gets when it starts (also used when back-filling MLflow)."""
+    return {"hypernas.trial_number": record.number, "hypernas.seed": record.seed, "hypernas.state": "RUNNING",
+            "hypernas.role": "trial", "hypernas.trial_id": record.trial_id,
+            # MLflow params are text; the typed copy lets `hypernas replay` rebuild the exact configuration
+            "hypernas.params": json.dumps(run_params(record), sort_keys=True)}
+
+
+def run_params(record: TrialRecord) -> dict[str, Any]:
+    return {**record.params, "epochs": record.epochs}
+
+
+def end_tags(records: ExperimentRecords, record: TrialRecord, reason: str | None = None) -> dict[str, Any]:
+    """Tags describing how a trial ended (also used when back-filling MLflow)."""
+    tags = {"hypernas.stop_reason": reason, "hypernas.state": record.state, "hypernas.epochs_run": record.epochs_run,
+            "hypernas.node": record.node, "hypernas.device": record.device, "hypernas.attempts": record.attempt,
+            "hypernas.wall_time_s": round(record.wall_time_s, 3)}
+    for failed in record.failed_attempts:
+        tags[f"hypernas.attempt{failed['attempt']}.state"] = failed["state"]
+    ratio = records.straggler_ratios().get(record.number)
+    if ratio is not None:
+        tags |= {"hypernas.straggler_ratio": round(ratio, 3),
+                 "hypernas.straggler": str(ratio >= records.straggler_factor).lower()}
+    if record.violations:
+        tags |= {"hypernas.feasible": "false", "hypernas.violations": "; ".join(record.violations)}
+    if record.best_value is not None:
+        tags |= {"hypernas.best_value": record.best_value, "hypernas.last_value": record.last_value}
+    return {k: v for k, v in tags.items() if v is not None}
+
+
 class Monitor:
     """Receives trial events from the executor adapter and fans them out. All calls come from the driver."""
 
-    def __init__(self, records: ExperimentRecords, tracker: TrackingWriter, view: ProgressView, folder: Path) -> None:
+    def __init__(self, records: ExperimentRecords, events: EventLog, tracker: TrackingWriter, view: ProgressView,
+                 folder: Path, logged_epochs: Mapping[int, int] | None = None) -> None:
         self.records = records
+        self.events = events  # sampler asks/tells and scheduler decisions, written beside the records
         self.tracker = tracker
         self.view = view
         self.folder = folder
-        self.events = EventLog()  # sampler asks/tells and scheduler decisions, written beside the records
         self._last_write = 0.0
-        self._logged_epoch: dict[int, int] = {}  # a restarted trial re-reports epochs MLflow already has
+        # epochs MLflow already has per trial: a restarted or resumed trial re-reports some of them
+        self._logged_epoch: dict[int, int] = dict(logged_epochs or {})
 
     def trial_started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int,
                       attempt: int = 1) -> None:
         first_start = number not in self.records.trials
-        self.records.started(number, trial_id, seed, params, epochs, attempt)
-        if first_start:  # a paused-and-resumed trial keeps its child run
-            self.tracker.trial_started(
-                number, trial_run_name(number), {**params, "epochs": epochs},
-                {"hypernas.trial_number": number, "hypernas.seed": seed, "hypernas.state": "RUNNING",
-                 "hypernas.role": "trial", "hypernas.trial_id": trial_id,
-                 # MLflow params are text; the typed copy lets `hypernas replay` rebuild the exact configuration
-                 "hypernas.params": json.dumps({**params, "epochs": epochs}, sort_keys=True)},
-            )
+        record = self.records.started(number, trial_id, seed, params, epochs, attempt)
+        if first_start:  # a restarted, paused or resumed trial keeps its child run
+            self.tracker.trial_started(number, trial_run_name(number), run_params(record), start_tags(record))
         self.view.update(self.records)
 
     def trial_result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
@@ -65,18 +91,7 @@ class Monitor:
 
     def trial_ended(self, number: int, state: str, error: str | None = None, reason: str | None = None) -> None:
         record = self.records.ended(number, state, error)
-        tags = {"hypernas.stop_reason": reason, "hypernas.state": state, "hypernas.epochs_run": record.epochs_run,
-                "hypernas.node": record.node, "hypernas.device": record.device, "hypernas.attempts": record.attempt,
-                "hypernas.wall_time_s": round(record.wall_time_s, 3)}
-        ratio = self.records.straggler_ratios().get(number)
-        if ratio is not None:
-            tags |= {"hypernas.straggler_ratio": round(ratio, 3),
-                     "hypernas.straggler": str(ratio >= self.records.straggler_factor).lower()}
-        if record.violations:
-            tags |= {"hypernas.feasible": "false", "hypernas.violations": "; ".join(record.violations)}
-        if record.best_value is not None:
-            tags |= {"hypernas.best_value": record.best_value, "hypernas.last_value": record.last_value}
-        self.tracker.trial_ended(number, state, {k: v for k, v in tags.items() if v is not None},
+        self.tracker.trial_ended(number, state, end_tags(self.records, record, reason),
                                  {"traceback.txt": error} if error and state == "FAILED" else {})
         self.view.update(self.records)
         self._write(force=False)
@@ -91,8 +106,13 @@ class Monitor:
         self._last_write = time.monotonic()
         return (*self.records.write(self.folder), self.events.write(self.folder))
 
-    def finish(self, reason: str = "the experiment ended while it ran") -> tuple[Path, Path, Path]:
-        """Close trials Tune ended without an event (time budget, interrupt), then write everything."""
+    def finish(self, reason: str = "the experiment ended while it ran",
+               orphans: set[int] = frozenset()) -> tuple[Path, Path, Path]:
+        """Close trials Tune ended without an event (time budget, interrupt), forget ``orphans`` (trials a crashed
+        driver started but Tune never recorded: they will not run), then write everything."""
+        for number in sorted(orphans):
+            self.records.forget(number)
+            self.tracker.trial_discarded(number)
         for record in list(self.records.trials.values()):
             if record.state == "RUNNING":
                 self.trial_ended(record.number, final_state(record.epochs_run, record.epochs, errored=False),
@@ -100,3 +120,23 @@ class Monitor:
         self.view.update(self.records)  # prints only if the last line printed is not already the final state
         self.view.close()
         return self._write(force=True)
+
+
+def snapshots(records: ExperimentRecords) -> list[TrialSnapshot]:
+    """What MLflow should hold for every recorded trial, for :func:`search._mlflow.backfill`."""
+    by_trial: dict[int, dict[int, dict[str, float]]] = {}
+    stamps: dict[int, dict[int, int]] = {}
+    for (number, epoch), row in records.curves.items():
+        by_trial.setdefault(number, {})[epoch] = {k: v for k, v in row.items() if k not in ("trial", "epoch", "time_s")}
+        started = records.trials[number].started_at if number in records.trials else 0.0
+        stamps.setdefault(number, {})[epoch] = int((started + row["time_s"]) * 1000)
+    out = []
+    for record in sorted(records.trials.values(), key=lambda r: r.number):
+        ended = record.state != "RUNNING"
+        out.append(TrialSnapshot(
+            number=record.number, run_name=trial_run_name(record.number), params=run_params(record),
+            start_tags=start_tags(record), curves=by_trial.get(record.number, {}),
+            timestamps_ms=stamps.get(record.number, {}), state=record.state,
+            end_tags=end_tags(records, record) if ended else None,
+        ))
+    return out

@@ -22,6 +22,7 @@ from search.constraints import Constraint, violations
 from trainers.hardware import HARDWARE_METRICS
 
 TRIALS_FILE = "trials.parquet"
+JOURNAL_FILE = "records.jsonl"  # append-only, flushed per event: what a crashed driver leaves to resume from
 STRAGGLER_TIME = "epoch_wall_s"  # the per-epoch time stragglers are judged by
 CURVES_FILE = "curves.parquet"
 STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAILED", "STALLED", "PREEMPTED")
@@ -93,10 +94,14 @@ def pick_best(rows: Iterable[Mapping[str, Any]], mode: str) -> Mapping[str, Any]
 
 
 class ExperimentRecords:
-    """Trials and their per-epoch curves for one experiment, updated from the driver's event stream."""
+    """Trials and their per-epoch curves for one experiment, updated from the driver's event stream.
+
+    With a ``journal`` path every event is also appended there (one JSON line, flushed), so the records of a
+    driver killed mid-run come back exactly with :meth:`load` — Parquet files are views rewritten from memory.
+    """
 
     def __init__(self, metric: str, mode: str, constraints: Sequence[Constraint] = (),
-                 straggler_factor: float = 2.0) -> None:
+                 straggler_factor: float = 2.0, journal: Path | None = None) -> None:
         self.metric = metric
         self.mode = mode
         self.constraints = tuple(constraints)
@@ -104,21 +109,59 @@ class ExperimentRecords:
         self.trials: dict[int, TrialRecord] = {}
         # (trial, epoch) -> row: a resumed trial that reports an epoch again replaces the row
         self.curves: dict[tuple[int, int], dict[str, Any]] = {}
+        self._journal = open(journal, "a", encoding="utf-8") if journal is not None else None
+
+    def _log(self, op: str, **event: Any) -> None:
+        if self._journal is not None:
+            self._journal.write(json.dumps({"op": op, **event}) + "\n")
+            self._journal.flush()
+
+    @classmethod
+    def load(cls, journal: Path, metric: str, mode: str, constraints: Sequence[Constraint] = (),
+             straggler_factor: float = 2.0) -> "ExperimentRecords":
+        """Records rebuilt from a journal, appending to it from then on. A torn last line (a crash mid-write)
+        is dropped."""
+        records = cls(metric, mode, constraints, straggler_factor)
+        if journal.is_file():
+            for line in journal.read_text(encoding="utf-8").splitlines():
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                op = event.pop("op")
+                getattr(records, op)(**event)
+        records._journal = open(journal, "a", encoding="utf-8")
+        return records
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def forget(self, number: int) -> None:
+        """Drop a trial entirely (one the executor never learnt of before a crash: it will not run)."""
+        self.trials.pop(number, None)
+        self.curves = {key: row for key, row in self.curves.items() if key[0] != number}
+        self._log("forget", number=number)
 
     # -- events --------------------------------------------------------------------------------------------------
     def started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int,
-                attempt: int = 1) -> TrialRecord:
+                attempt: int = 1, at: float | None = None) -> TrialRecord:
+        at = time.time() if at is None else at
         record = self.trials.get(number)
         if record is None:
-            record = self.trials[number] = TrialRecord(number, trial_id, seed, dict(params), epochs)
+            record = self.trials[number] = TrialRecord(number, trial_id, seed, dict(params), epochs, started_at=at)
         record.state = "RUNNING"
         record.attempt = attempt
+        self._log("started", number=number, trial_id=trial_id, seed=seed, params=dict(params), epochs=epochs,
+                  attempt=attempt, at=at)
         return record
 
     def attempt_failed(self, number: int, attempt: int, state: str, error: str) -> TrialRecord:
         record = self.trials[number]
         record.failed_attempts.append({"attempt": attempt, "state": state, "epochs_run": record.epochs_run,
                                        "error": error[-2000:]})
+        self._log("attempt_failed", number=number, attempt=attempt, state=state, error=error[-2000:])
         return record
 
     def straggler_ratios(self) -> dict[int, float]:
@@ -138,13 +181,16 @@ class ExperimentRecords:
         return {trial: statistics.median(ratios) for trial, ratios in per_trial.items()}
 
     def result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
-               device: str | None = None) -> None:
+               device: str | None = None, at: float | None = None) -> None:
+        at = time.time() if at is None else at
         record = self.trials[number]
         record.epochs_run = max(record.epochs_run, epoch)
         record.node = node or record.node
         record.device = device or record.device
-        self.curves[number, epoch] = {"trial": number, "epoch": epoch, "time_s": time.time() - record.started_at,
+        self.curves[number, epoch] = {"trial": number, "epoch": epoch, "time_s": at - record.started_at,
                                       **{k: float(v) for k, v in metrics.items()}}
+        self._log("result", number=number, epoch=epoch, metrics={k: float(v) for k, v in metrics.items()},
+                  node=node, device=device, at=at)
         record.hardware |= {k: float(metrics[k]) for k in HARDWARE_METRICS if k in metrics}
         record.violations = violations(self.constraints, metrics) if self.constraints else []
         value = metrics.get(self.metric)
@@ -153,11 +199,12 @@ class ExperimentRecords:
             if better(float(value), record.best_value, self.mode):
                 record.best_value, record.best_epoch = float(value), epoch
 
-    def ended(self, number: int, state: str, error: str | None = None) -> TrialRecord:
+    def ended(self, number: int, state: str, error: str | None = None, at: float | None = None) -> TrialRecord:
         record = self.trials[number]
         record.state = state
-        record.ended_at = time.time()
+        record.ended_at = time.time() if at is None else at
         record.error = error
+        self._log("ended", number=number, state=state, error=error, at=record.ended_at)
         return record
 
     # -- queries -------------------------------------------------------------------------------------------------

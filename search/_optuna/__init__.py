@@ -166,6 +166,24 @@ class AskTellStudy:
         )
         return cls(study, space)
 
+    @classmethod
+    def load(cls, name: str, space: Space, searcher: SearcherConfig, seed: int, storage_path: Path,
+             constrained: bool = False) -> "AskTellStudy":
+        """The study of an interrupted experiment, from its journal: history kept, running trials re-attached
+        (they continue), a fresh sampler seeded as before."""
+        study = optuna.load_study(study_name=name, storage=journal_storage(storage_path),
+                                  sampler=make_sampler(searcher, space, seed, constrained))
+        loaded = cls(study, space)
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            loaded._trials[trial.number] = optuna.Trial(study, trial._trial_id)
+            loaded._steps[trial.number] = dict(trial.intermediate_values)
+        return loaded
+
+    def fail_open_trials(self) -> None:
+        """Trials asked but never told (their run was lost before it was recorded): FAIL, so none stays RUNNING."""
+        for number in sorted(self._trials):
+            self.tell(number, "FAILED")
+
     def ask(self) -> tuple[int, dict[str, Any]]:
         """The next ``(trial number, configuration)``; numbers count from 0 in ask order."""
         trial = self.study.ask()

@@ -17,8 +17,12 @@ from trainers import SearchData
 
 
 def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, storage: Path, monitor: Any,
-               trials: int) -> None:
-    """Run ``trials`` trials of ``cfg`` on the connected Ray cluster; every event goes to ``monitor``."""
+               trials: int, restore: bool = False) -> set[int]:
+    """Run ``trials`` trials of ``cfg`` on the connected Ray cluster; every event goes to ``monitor``.
+
+    ``restore``: continue the interrupted Tune experiment in ``storage`` (finished trials stay finished, the
+    others resume from their latest checkpoints). Returns the trial numbers Tune ran or knew of.
+    """
     settings = TrialSettings(cfg.trainer, cfg.deterministic, cfg.resources.threads, cfg.resources.gpus,
                              cfg.constraints, cfg.faults, cfg.seed)
     trainable = tune.with_resources(
@@ -27,33 +31,57 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
     )
     searcher = OptunaSearcher(study, cfg, monitor.events, trials)
     scheduler = ObservedScheduler(make_scheduler(cfg.scheduler), cfg, monitor.events,
-                                  strict=cfg.reproducible.mode == "strict")
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(
-            metric=cfg.metric.name,
-            mode=cfg.metric.mode,
-            search_alg=searcher,
-            scheduler=scheduler,
-            num_samples=trials,
-            max_concurrent_trials=cfg.budget.max_concurrent,
-            time_budget_s=cfg.budget.time_budget_s,
-            reuse_actors=True,  # one worker process runs many trials: ~7x less per-trial overhead
-            trial_name_creator=lambda t: f"trial_{int(t.config['trial_number']):04d}",
-            trial_dirname_creator=lambda t: f"trial_{int(t.config['trial_number']):04d}",
-        ),
-        run_config=tune.RunConfig(
-            name=storage.name,
-            storage_path=str(storage.parent.resolve()),
-            verbose=0,
-            callbacks=[EventBridge(monitor, cfg.tolerance.stall_timeout_s, scheduler.is_held)],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            # fail_fast ends the experiment at the first failure, so it leaves nothing to retry
-            failure_config=tune.FailureConfig(max_failures=0 if cfg.tolerance.fail_fast else cfg.tolerance.max_retries,
-                                              fail_fast=cfg.tolerance.fail_fast),
-        ),
+                                  strict=cfg.reproducible.mode == "strict",
+                                  history=rung_history(monitor.records) if restore else None)
+    tune_config = tune.TuneConfig(
+        metric=cfg.metric.name,
+        mode=cfg.metric.mode,
+        search_alg=searcher,
+        scheduler=scheduler,
+        num_samples=trials,
+        max_concurrent_trials=cfg.budget.max_concurrent,
+        time_budget_s=cfg.budget.time_budget_s,
+        reuse_actors=True,  # one worker process runs many trials: ~7x less per-trial overhead
+        trial_name_creator=_trial_name,
+        trial_dirname_creator=_trial_name,
     )
+    callbacks = [EventBridge(monitor, cfg.tolerance.stall_timeout_s, scheduler.is_held)]
+    if restore:
+        tuner = tune.Tuner.restore(str(storage.resolve()), trainable, resume_unfinished=True, resume_errored=True)
+        # Tune restores its own pickled config; ours carries the live study, monitor and event log.
+        tuner._local_tuner._tune_config = tune_config
+        tuner._local_tuner._run_config.callbacks = callbacks
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune_config,
+            run_config=tune.RunConfig(
+                name=storage.name,
+                storage_path=str(storage.parent.resolve()),
+                verbose=0,
+                callbacks=callbacks,
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                # fail_fast ends the experiment at the first failure, so it leaves nothing to retry
+                failure_config=tune.FailureConfig(
+                    max_failures=0 if cfg.tolerance.fail_fast else cfg.tolerance.max_retries,
+                    fail_fast=cfg.tolerance.fail_fast),
+            ),
+        )
     try:
         tuner.fit()
     finally:
         searcher.close_open_trials()
+    return set(scheduler.trials)
+
+
+def _trial_name(trial: Any) -> str:
+    return f"trial_{int(trial.config['trial_number']):04d}"
+
+
+def rung_history(records: Any) -> dict[int, dict[int, float]]:
+    """Per trial, its metric value at every epoch it reported: what ASHA's rungs held before an interruption."""
+    history: dict[int, dict[int, float]] = {}
+    for (number, epoch), row in records.curves.items():
+        if row.get(records.metric) is not None:
+            history.setdefault(number, {})[epoch] = row[records.metric]
+    return history

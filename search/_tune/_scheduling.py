@@ -46,8 +46,11 @@ def _number(trial: Trial) -> int:
 class ObservedScheduler(TrialScheduler):
     """Ray's scheduler with every decision logged; with ``strict``, rung decisions in trial-number order."""
 
-    def __init__(self, inner: TrialScheduler, cfg: ExperimentConfig, events: EventLog, strict: bool = False) -> None:
+    def __init__(self, inner: TrialScheduler, cfg: ExperimentConfig, events: EventLog, strict: bool = False,
+                 history: dict[int, dict[int, float]] | None = None) -> None:
         super().__init__()
+        # After a driver crash: each trial's reported values, to refill ASHA's rungs as the trials come back.
+        self.history = history or {}
         self.inner = inner
         self.metric_name = cfg.metric.name
         self.events = events
@@ -58,6 +61,10 @@ class ObservedScheduler(TrialScheduler):
         self.ended: set[int] = set()
         self.pending: dict[int, tuple[int, Trial, dict]] = {}  # number -> (rung, trial, result) held back
         self._draining = False
+
+    def __getstate__(self) -> dict:
+        # Tune pickles its config (tuner.pkl); the event log is live driver state (an open journal).
+        return {k: v for k, v in self.__dict__.items() if k != "events"}
 
     def is_held(self, trial: Trial) -> bool:
         """Whether strict mode is holding ``trial`` at a rung (it reports nothing meanwhile, on purpose)."""
@@ -87,6 +94,10 @@ class ObservedScheduler(TrialScheduler):
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         self.trials[_number(trial)] = trial
         self.inner.on_trial_add(tune_controller, trial)
+        reported = self.history.get(_number(trial), {})
+        for milestone, recorded in self._rungs(trial):  # a resumed experiment's rungs, as they were
+            if milestone in reported and trial.trial_id not in recorded:
+                recorded[trial.trial_id] = self.inner._metric_op * reported[milestone]
 
     def _ended(self, tune_controller: Any, trial: Trial) -> None:
         self.ended.add(_number(trial))

@@ -114,6 +114,7 @@ class OptunaSearcher(Searcher):
         for trial_id in list(self.numbers):
             self.on_trial_complete(trial_id, None)
         self._tell_in_order(everything=True)
+        self.study.fail_open_trials()
 
     def __getstate__(self) -> dict:
         # Tune pickles its config (tuner.pkl) for its own restore; the live study is re-attached by the driver.

@@ -51,7 +51,9 @@ class _TuneReporter:
 
     def report(self, epoch: int, metrics: Mapping[str, float], state: Mapping[str, Any] | None = None) -> None:
         if self.faults is not None and self.faults.rules:
-            self.faults.before_report(epoch, time.perf_counter() - self._last)
+            # "k times slower" means k times the epoch's own training time (the recipe measures it), not the
+            # set-up before a trial's first epoch
+            self.faults.before_report(epoch, metrics.get("epoch_time_s", time.perf_counter() - self._last))
         now = time.perf_counter()
         # Wall time since the previous report as this worker saw it: what a slow node or a straggler shows.
         wall, self._last = now - self._last, now
