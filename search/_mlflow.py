@@ -77,6 +77,11 @@ def _clip(value: Any) -> str:
     return text if len(text) <= _PARAM_MAX_LEN else text[: _PARAM_MAX_LEN - 1] + "…"
 
 
+def _text_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+    """Tag values as text (a REST tracking server accepts nothing else)."""
+    return {k: _clip(v) for k, v in tags.items() if v is not None}
+
+
 def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
 
@@ -119,7 +124,8 @@ class TrackingWriter:
         self.experiment_id = experiment_id(self.client, experiment, artifact_location)
         self.parent_run_id: str | None = None
         self._queue: "queue.Queue[Callable[[], None] | None]" = queue.Queue()
-        self._trials: dict[int, _Pending] = {}
+        self._trials: dict[int, _Pending] = {}  # open trials: run id and metrics not yet sent
+        self._run_ids: dict[int, str] = {}  # every trial's child run, open or ended
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
@@ -133,7 +139,7 @@ class TrackingWriter:
             self.parent_run_id = resume_run_id
             self.client.update_run(resume_run_id, status="RUNNING")
         else:
-            run = self.client.create_run(self.experiment_id, tags=dict(tags), run_name=run_name)
+            run = self.client.create_run(self.experiment_id, tags=_text_tags(tags), run_name=run_name)
             self.parent_run_id = run.info.run_id
             log_batch(self.client, self.parent_run_id, params=params)
             for name, text in texts.items():
@@ -148,25 +154,28 @@ class TrackingWriter:
 
         def op() -> None:
             run = self.client.create_run(
-                self.experiment_id, run_name=run_name, tags={PARENT_ID_TAG: self.parent_run_id, **tags},
+                self.experiment_id, run_name=run_name, tags=_text_tags({PARENT_ID_TAG: self.parent_run_id, **tags}),
             )
             log_batch(self.client, run.info.run_id, params=params)
             with self._lock:
                 self._trials[number].run_id = run.info.run_id
+                self._run_ids[number] = run.info.run_id
         self._queue.put(op)
 
     def adopt(self, number: int, run_id: str) -> None:
         """Continue writing to an existing child run (a resumed experiment's trial)."""
         with self._lock:
             self._trials[number] = _Pending(run_id)
+            self._run_ids[number] = run_id
 
     def trial_discarded(self, number: int) -> None:
         """Delete a trial's child run: the trial will never run (see ``Monitor.finish``)."""
         def op() -> None:
             with self._lock:
-                pending = self._trials.pop(number, None)
-            if pending is not None and pending.run_id is not None:
-                self.client.delete_run(pending.run_id)
+                self._trials.pop(number, None)
+                run_id = self._run_ids.pop(number, None)
+            if run_id is not None:
+                self.client.delete_run(run_id)
         self._queue.put(op)
 
     def trial_metrics(self, number: int, step: int, metrics: Mapping[str, float], timestamp_ms: int) -> None:
@@ -189,15 +198,15 @@ class TrackingWriter:
         self._queue.put(op)
 
     def trial_notes(self, number: int, tags: Mapping[str, Any], texts: Mapping[str, str] = {}) -> None:
-        """Tags and text artifacts on a trial's run that stays open (e.g. a failed attempt before a retry)."""
+        """Tags and text artifacts on a trial's run, open or ended (a failed attempt, a later verdict on it)."""
         def op() -> None:
             with self._lock:
-                pending = self._trials.get(number)
-            if pending is None or pending.run_id is None:
+                run_id = self._run_ids.get(number)
+            if run_id is None:
                 return
-            log_batch(self.client, pending.run_id, tags=tags)
+            log_batch(self.client, run_id, tags=tags)
             for name, text in texts.items():
-                self.client.log_text(pending.run_id, text, name)
+                self.client.log_text(run_id, text, name)
         self._queue.put(op)
 
     def parent_tags(self, tags: Mapping[str, Any]) -> None:
@@ -304,7 +313,7 @@ def backfill(uri: str, experiment: str, parent_run_id: str,
         run = existing.get(trial.number)
         if run is None:
             created = client.create_run(found.experiment_id, run_name=trial.run_name,
-                                        tags={PARENT_ID_TAG: parent_run_id, **trial.start_tags})
+                                        tags=_text_tags({PARENT_ID_TAG: parent_run_id, **trial.start_tags}))
             log_batch(client, created.info.run_id, params=trial.params)
             run_id, status = created.info.run_id, "RUNNING"
             counts["runs_created"] += 1

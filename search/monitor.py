@@ -86,6 +86,12 @@ class Monitor:
                                  {f"attempt-{attempt}-{state.lower()}.txt": error})
         self.view.update(self.records)
 
+    def attempt_reclassified(self, number: int, attempt: int, state: str) -> None:
+        """An attempt first recorded as FAILED turned out to have lost its node: PREEMPTED."""
+        self.records.attempt_reclassified(number, attempt, state)
+        self.events.attempt(number, attempt, state, self.records.trials[number].epochs_run)
+        self.tracker.trial_notes(number, {f"hypernas.attempt{attempt}.state": state})
+
     def stall_killed(self, number: int, silent_s: float) -> None:
         self.events.stall(number, silent_s)
 

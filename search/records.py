@@ -164,6 +164,12 @@ class ExperimentRecords:
         self._log("attempt_failed", number=number, attempt=attempt, state=state, error=error[-2000:])
         return record
 
+    def attempt_reclassified(self, number: int, attempt: int, state: str) -> None:
+        for failed in self.trials[number].failed_attempts:
+            if failed["attempt"] == attempt:
+                failed["state"] = state
+        self._log("attempt_reclassified", number=number, attempt=attempt, state=state)
+
     def straggler_ratios(self) -> dict[int, float]:
         """Per trial: the median over its epochs of its epoch wall time (``epoch_wall_s``, as its worker saw it)
         divided by the median wall time of all trials at that epoch, counting epochs that at least three trials

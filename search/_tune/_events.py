@@ -24,6 +24,9 @@ from search._tune._common import RESERVED_KEYS, TIME_ATTR
 from search.records import final_state
 
 _NODE_LOST = re.compile(r"node (has )?died|NodeDiedError|node .* (was )?(lost|terminated|removed)", re.IGNORECASE)
+# How a lost node first shows, before Ray's health checks have declared it dead (that takes ~15 s).
+_CONNECTION_LOST = re.compile(r"is unavailable|Socket closed|failed to connect|connection reset", re.IGNORECASE)
+_NODE_VERDICT_S = 60.0  # how long an attempt that lost its connection waits for its node's status
 
 
 class EventBridge(tune.Callback):
@@ -37,6 +40,10 @@ class EventBridge(tune.Callback):
         self.last_report: dict[str, float] = {}  # trial id -> monotonic time of its last sign of life
         self.killed: set[str] = set()  # trial ids whose actor the watchdog killed (this attempt)
         self.node_ids: dict[str, str] = {}  # trial id -> the node its last result came from
+        # attempts that lost their connection while every node was still listed alive:
+        # (number, attempt, its node id if it had reported, nodes alive then, deadline for a verdict)
+        self.suspects: list[tuple[int, int, str | None, set[str], float]] = []
+        self._last_check = 0.0
 
     def __getstate__(self) -> dict:
         return {}  # the monitor is driver state (threads, open stores); Tune's pickled config does not need it
@@ -86,19 +93,48 @@ class EventBridge(tune.Callback):
         text = Path(trial.error_file).read_text(errors="replace")
         return "Failure #" + text.split("Failure #")[-1] if "Failure #" in text else text
 
-    def on_trial_recover(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
-        error = self._last_error(trial)
+    def _record_attempt(self, trial: Trial, attempt: int, error: str) -> None:
         state = self._attempt_state(trial, error)
-        attempt = int(trial.config.get("attempt", 1))
         self.monitor.attempt_failed(self._number(trial), attempt, state, error)
+        if state == "FAILED" and _CONNECTION_LOST.search(error):
+            # maybe its node is gone and Ray does not know yet (a trial that has not reported yet has no known
+            # node: any node dying meanwhile counts) — decide once Ray does
+            alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+            self.suspects.append((self._number(trial), attempt, self.node_ids.get(trial.trial_id), alive,
+                                  time.monotonic() + _NODE_VERDICT_S))
+
+    def settle(self) -> None:
+        """At the end of a run: wait (up to the verdict deadline) until Ray has decided about suspect nodes."""
+        while self.suspects:
+            self._last_check = 0.0
+            self._settle_suspects()
+            if self.suspects:
+                time.sleep(1.0)
+
+    def _settle_suspects(self) -> None:
+        if not self.suspects or time.monotonic() - self._last_check < 1.0:
+            return
+        self._last_check = time.monotonic()
+        alive_now = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+        still = []
+        for number, attempt, node_id, alive_then, deadline in self.suspects:
+            lost = alive_then - alive_now
+            if (node_id in lost) if node_id else bool(lost):
+                self.monitor.attempt_reclassified(number, attempt, "PREEMPTED")
+            elif time.monotonic() < deadline:
+                still.append((number, attempt, node_id, alive_then, deadline))
+        self.suspects = still
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
+        attempt = int(trial.config.get("attempt", 1))
+        self._record_attempt(trial, attempt, self._last_error(trial))
         # Tune restarts the trial with trial.config: the next attempt knows its number (fault drills use it).
         trial.config["attempt"] = attempt + 1
         self.last_report.pop(trial.trial_id, None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
         error = self._last_error(trial)
-        state = self._attempt_state(trial, error)
-        self.monitor.attempt_failed(self._number(trial), int(trial.config.get("attempt", 1)), state, error)
+        self._record_attempt(trial, int(trial.config.get("attempt", 1)), error)
         self.last_report.pop(trial.trial_id, None)
         self.monitor.trial_ended(self._number(trial), "FAILED", error=error)
 
@@ -114,6 +150,7 @@ class EventBridge(tune.Callback):
                 if (trial.status == Trial.RUNNING and started is not None and trial.trial_id not in self.killed
                         and now - started > self.stall_timeout_s):
                     self._kill(trial, now - started)
+        self._settle_suspects()
         self.monitor.tick()
 
     def _kill(self, trial: Trial, silent_s: float) -> None:

@@ -45,7 +45,8 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
         trial_name_creator=_trial_name,
         trial_dirname_creator=_trial_name,
     )
-    callbacks = [EventBridge(monitor, cfg.tolerance.stall_timeout_s, scheduler.is_held)]
+    bridge = EventBridge(monitor, cfg.tolerance.stall_timeout_s, scheduler.is_held)
+    callbacks = [bridge]
     if restore:
         tuner = tune.Tuner.restore(str(storage.resolve()), trainable, resume_unfinished=True, resume_errored=True)
         # Tune restores its own pickled config; ours carries the live study, monitor and event log.
@@ -71,6 +72,7 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
         tuner.fit()
     finally:
         searcher.close_open_trials()
+        bridge.settle()
     return set(scheduler.trials)
 
 
