@@ -50,6 +50,22 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    load_config(args.config, overrides=args.set, name=args.name, seed=args.seed)  # bad input fails here, not there
+    working_dir = Path(args.working_dir).resolve()
+    config = Path(args.config).resolve()
+    if not config.is_relative_to(working_dir):
+        raise ConfigError("config", f"{args.config} must be inside the working dir {working_dir} (it travels with it)")
+    run_args = [f"--set={item}" for item in args.set]
+    run_args += [f"--name={args.name}"] if args.name else []
+    run_args += [f"--seed={args.seed}"] if args.seed is not None else []
+    run_args += [f"--workdir={args.workdir}"] if args.workdir != DEFAULT_WORKDIR else []
+    from search._tune._jobs import submit
+
+    return submit(args.address, config.relative_to(working_dir), working_dir, run_args, wait=args.wait,
+                  stream=sys.stdout)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides=args.set, name=args.name, seed=args.seed)
     print(f"# {args.config}: valid. Resolved configuration:")
@@ -204,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(run)
     run.add_argument("--overwrite", action="store_true", help="replace an existing experiment of the same name")
     run.add_argument("--address", help="Ray cluster address to join (default: RAY_ADDRESS, else a local Ray)")
+
+    submit = verb("submit", cmd_submit, "run CONFIG on a Ray cluster as a Ray job (ray job submit, with the working "
+                                        "dir and runtime env set up); --workdir is a path on the cluster")
+    _add_config_options(submit)
+    submit.add_argument("--address", required=True, help="the cluster's job server, e.g. http://127.0.0.1:8265")
+    submit.add_argument("--wait", action="store_true", help="stream the job's logs; exit with its result")
+    submit.add_argument("--working-dir", default=".", help="folder shipped with the job (default: the current one)")
 
     resume = verb("resume", cmd_resume, "finish experiment NAME after its driver died: finished trials stay, "
                                         "running ones continue from their checkpoints")

@@ -216,14 +216,20 @@ class BudgetConfig:
 
 @dataclass(frozen=True)
 class ResourcesConfig:
-    """Per-trial resources on the Ray cluster; fractional GPUs allowed."""
+    """Per-trial resources on the Ray cluster: CPUs, GPUs (fractions such as 0.25 share a GPU), and custom Ray
+    resources (``custom: {accel: 1}``: trials run only on nodes that offer ``accel``)."""
 
     cpus: float = 1
     gpus: float = 0
+    custom: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     @property
     def threads(self) -> int:
         return max(1, int(self.cpus))
+
+    def ray_request(self) -> dict[str, float]:
+        """What one trial asks of a node, in Ray's resource names."""
+        return {"CPU": self.cpus, "GPU": self.gpus, **self.custom}
 
 
 @dataclass(frozen=True)
@@ -325,7 +331,7 @@ class ExperimentConfig:
             "searcher": self.searcher.to_dict(),
             "scheduler": self.scheduler.to_dict(),
             "budget": section(self.budget),
-            "resources": section(self.resources),
+            "resources": {"cpus": self.resources.cpus, "gpus": self.resources.gpus, "custom": dict(self.resources.custom)},
             "tracking": section(self.tracking),
             "reproducible": self.reproducible.to_dict(),
             "tolerance": section(self.tolerance),
@@ -444,9 +450,21 @@ def _parse_resources(raw: Any) -> ResourcesConfig:
     resources = ResourcesConfig(
         cpus=section.take("cpus", _number(0, inclusive=False), 1),
         gpus=section.take("gpus", _number(0, inclusive=True), 0),
+        custom=section.take("custom", _custom_resources, {}),
     )
     section.finish()
     return resources
+
+
+def _custom_resources(path: str, value: Any) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(path, f"must map resource names to amounts, e.g. {{accel: 1}} (got {_describe(value)})")
+    out = {}
+    for name, amount in value.items():
+        if not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_\-]*$", name) or name in ("CPU", "GPU"):
+            raise ConfigError(f"{path}.{name}", "custom resource names are identifiers other than CPU and GPU")
+        out[name] = _number(0, inclusive=False)(f"{path}.{name}", amount)
+    return out
 
 
 def _parse_tracking(raw: Any) -> TrackingConfig:

@@ -94,7 +94,7 @@ def run_experiment(
     """
     stream = stream or sys.stdout
     cfg = load_config(config, overrides=overrides, name=name, seed=seed)
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()
     folder = ExperimentFolder(workdir, cfg.name)
     if folder.path.exists() and not overwrite:
         raise ConfigError("name", f"experiment {cfg.name!r} already exists in {workdir}; choose another --name, "
@@ -105,9 +105,12 @@ def run_experiment(
         raise ConfigError("data", str(err)) from None
     trials, notes = trial_budget(cfg)
 
-    from search._tune import describe_cluster, ensure_ray, run_trials  # ray loads only when a search runs
+    from search._tune import describe_cluster, ensure_ray, run_trials, unplaceable  # ray loads only when needed
 
     stream.write(f"ray: {describe_cluster(ensure_ray(address))}\n")
+    why = unplaceable(cfg.resources.ray_request())
+    if why is not None:  # fail now, instead of trials waiting forever for a node that does not exist
+        raise ConfigError("resources", why)
     workdir.mkdir(parents=True, exist_ok=True)
     uri = _mlflow.resolve_tracking_uri(cfg.tracking.uri, workdir)
     mlflow_experiment = cfg.tracking.experiment or cfg.name
@@ -233,7 +236,7 @@ def resume_experiment(workdir: str | Path, name: str, *, address: str | None = N
     checkpoints, the sampler keeps its history, MLflow runs are reattached (and back-filled), and the trial
     count ends at the budget."""
     stream = stream or sys.stdout
-    folder = existing_experiment(workdir, name)
+    folder = existing_experiment(Path(workdir).resolve(), name)
     state = folder.read_state()
     if state.get("status") == "finished":
         raise ConfigError("name", f"experiment {name!r} has finished; nothing to resume")

@@ -29,7 +29,7 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 # this when it is imported, hence before the import.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 
-from search._tune._cluster import describe_cluster, ensure_ray, running_local_cluster  # noqa: E402
+from search._tune._cluster import describe_cluster, ensure_ray, running_local_cluster, unplaceable  # noqa: E402
 from search._tune._run import run_trials  # noqa: E402
 
-__all__ = ["describe_cluster", "ensure_ray", "run_trials", "running_local_cluster"]
+__all__ = ["describe_cluster", "ensure_ray", "run_trials", "running_local_cluster", "unplaceable"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import tempfile
 from typing import Any, Mapping
 
 import ray
@@ -31,10 +33,46 @@ def ensure_ray(address: str | None = None) -> bool:
         return False
     address = address or os.environ.get("RAY_ADDRESS") or running_local_cluster()
     if address:
+        _leave_job_working_dir()
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         return False
     ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     return True
+
+
+def _leave_job_working_dir() -> None:
+    """Inside ``ray job submit`` the process starts in the job's unpacked working_dir, and Ray 2.60 deletes and
+    re-extracts that directory when the job's workers set up their runtime env — leaving this process in a deleted
+    directory (``os.getcwd()`` fails, and MLflow's local stores call it). So the entrypoint works from the temp
+    folder instead; every path hypernas keeps is absolute by then, and the working_dir stays on ``sys.path``."""
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ:
+        here = os.getcwd()
+        if here not in sys.path:
+            sys.path.insert(0, here)
+        os.chdir(tempfile.gettempdir())
+
+
+def unplaceable(request: Mapping[str, float]) -> str | None:
+    """Why no node of the connected cluster could ever run a trial asking ``request`` (None: some node can).
+
+    >>> unplaceable({"CPU": 1, "GPU": 1})  # doctest: +SKIP
+    'each trial needs GPU=1; the cluster has 0 GPU'
+    """
+    need = {name: amount for name, amount in request.items() if amount > 0}
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    if any(all(node.get(name, 0) >= amount for name, amount in need.items()) for node in nodes):
+        return None
+    asks = ", ".join(f"{name}={amount:g}" for name, amount in need.items())
+    short = []
+    for name, amount in need.items():
+        total = sum(node.get(name, 0) for node in nodes)
+        largest = max((node.get(name, 0) for node in nodes), default=0)
+        if total == 0:
+            short.append(f"the cluster has 0 {name}")
+        elif largest < amount:
+            short.append(f"the largest node offers {name}={largest:g}")
+    reason = "; ".join(short) or "no single node offers all of them together"
+    return f"each trial needs {asks}; {reason} ({len(nodes)} node{'s' if len(nodes) != 1 else ''})"
 
 
 def describe_cluster(started_here: bool) -> str:

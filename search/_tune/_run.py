@@ -27,7 +27,7 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
                              cfg.constraints, cfg.faults, cfg.seed)
     trainable = tune.with_resources(
         tune.with_parameters(trial_entry, data=data, settings=settings),
-        {"cpu": cfg.resources.cpus, "gpu": cfg.resources.gpus},
+        {"cpu": cfg.resources.cpus, "gpu": cfg.resources.gpus, **cfg.resources.custom},
     )
     searcher = OptunaSearcher(study, cfg, monitor.events, trials)
     scheduler = ObservedScheduler(make_scheduler(cfg.scheduler), cfg, monitor.events,

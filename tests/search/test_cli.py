@@ -162,3 +162,18 @@ def test_ui_serves_the_workdir_store_on_localhost(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def test_trials_the_cluster_can_never_place_fail_fast(ray_session, tmp_path, isolated, capsys):
+    workdir, store = isolated
+    config = write_config(tmp_path / "gpu.yaml", resources={"cpus": 1, "gpus": 1})
+    assert main(["run", str(config), "--workdir", str(workdir)]) == 2
+    err = capsys.readouterr().err
+    assert "resources: each trial needs CPU=1, GPU=1; the cluster has 0 GPU" in err
+    config = write_config(tmp_path / "big.yaml", resources={"cpus": 64})
+    assert main(["run", str(config), "--workdir", str(workdir)]) == 2
+    assert "each trial needs CPU=64; the largest node offers CPU=2" in capsys.readouterr().err
+    config = write_config(tmp_path / "custom.yaml", resources={"cpus": 1, "custom": {"accel": 1}})
+    assert main(["run", str(config), "--workdir", str(workdir)]) == 2
+    assert "the cluster has 0 accel" in capsys.readouterr().err
+    assert not workdir.exists() and not store.exists()

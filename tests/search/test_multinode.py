@@ -1,5 +1,6 @@
-"""Losing a Ray node mid-experiment: its trials move to the remaining node from their checkpoints, the lost
-attempts are recorded as PREEMPTED, and every trial is in Parquet and MLflow exactly once."""
+"""Several Ray nodes on this machine: trials asking for a custom resource run only where it is offered; losing a
+node mid-experiment moves its trials to the remaining nodes from their checkpoints, the lost attempts are
+recorded as PREEMPTED, and every trial is in Parquet and MLflow exactly once."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -28,24 +30,67 @@ def _journal(folder: Path) -> list[dict]:
     return [json.loads(l) for l in path.read_text().splitlines() if l.endswith("}")] if path.is_file() else []
 
 
-def test_a_lost_worker_node_preempts_its_trials_and_nothing_is_lost(tmp_path):
-    # A head that runs no trials and two one-CPU workers: a multi-node Ray cluster on this machine.
-    cluster = subprocess.Popen([sys.executable, "-m", "tests.local_cluster", "--workers", "2"], cwd=ROOT,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+class LocalCluster:
+    """tests/local_cluster.py in its own process: a head (no CPUs), two one-CPU workers, one worker with accel."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.local_cluster", "--workers", "2", "--special", '{"accel": 2}'], cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        info = json.loads(self.process.stdout.readline())
+        self.address, self.workers, self.special = info["address"], info["workers"], info["special"]
+
+    def remove(self, node_id: str) -> None:
+        self.process.stdin.write(f"remove {node_id}\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline().strip() == "removed"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.write("shutdown\n")
+            self.process.stdin.flush()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = LocalCluster()
+    yield cluster
+    cluster.stop()
+
+
+def run_cli(args, **kwargs):
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
+    return subprocess.Popen([*HYPERNAS, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True, **kwargs)
+
+
+def test_custom_resources_place_trials_only_where_offered(cluster, tmp_path):
+    config = tiny_config("accel", budget={"trials": 4, "max_concurrent": 2},
+                         resources={"cpus": 1, "custom": {"accel": 1}})
+    path = tmp_path / "accel.yaml"
+    path.write_text(yaml.safe_dump(config))
+    driver = run_cli(["run", str(path), "--workdir", str(tmp_path / "w"), "--address", cluster.address])
+    output, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 0, output.decode()[-3000:]
+    rows = read_trials(tmp_path / "w" / "accel")
+    assert len(rows) == 4 and {r["node"].rsplit("/", 1)[-1] for r in rows} == {cluster.special[:8]}
+
+
+def test_a_lost_worker_node_preempts_its_trials_and_nothing_is_lost(cluster, tmp_path):
     driver = None
+    workers = cluster.workers
     try:
-        info = json.loads(cluster.stdout.readline())
-        workers = info["workers"]
         config = tiny_config("nodes", budget={"trials": TRIALS, "max_concurrent": 2},
                              scheduler={"type": "none", "max_epochs": 4}, tolerance={"max_retries": 3},
                              faults=[{"trials": list(range(TRIALS)), "slow": 40}])
         path = tmp_path / "nodes.yaml"
         path.write_text(yaml.safe_dump(config))
         workdir, folder = tmp_path / "w", tmp_path / "w" / "nodes"
-        env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
-        driver = subprocess.Popen([*HYPERNAS, "run", str(path), "--workdir", str(workdir), "--address", info["address"]],
-                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        driver = run_cli(["run", str(path), "--workdir", str(workdir), "--address", cluster.address])
         deadline = time.monotonic() + 240
         victim = None
         while time.monotonic() < deadline and victim is None:  # wait until some trial has reported from a worker
@@ -55,24 +100,15 @@ def test_a_lost_worker_node_preempts_its_trials_and_nothing_is_lost(tmp_path):
                 running = {e["number"] for e in _journal(folder) if e["op"] == "started"} - {
                     e["number"] for e in _journal(folder) if e["op"] == "ended"}
                 if running:
-                    victim = next((w for w in workers if w[:8] in node_ids), None)
+                    victim = next((w for w in [*workers, cluster.special] if w[:8] in node_ids), None)
             time.sleep(0.2)
         assert victim is not None, "no trial reached a worker node"
-        cluster.stdin.write(f"remove {victim}\n")  # the node is lost, its trials with it
-        cluster.stdin.flush()
-        assert cluster.stdout.readline().strip() == "removed"
+        cluster.remove(victim)  # the node is lost, its trials with it
         output, _ = driver.communicate(timeout=600)
         assert driver.returncode == 0, output.decode()[-3000:]
     finally:
         if driver is not None and driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
-        if cluster.poll() is None:
-            cluster.stdin.write("shutdown\n")
-            cluster.stdin.flush()
-            try:
-                cluster.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(cluster.pid, signal.SIGKILL)
 
     rows = read_trials(folder)
     assert sorted(r["number"] for r in rows) == list(range(TRIALS))  # every trial exactly once
