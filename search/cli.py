@@ -75,6 +75,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from search.records import read_trials
+    from search.redaction import redact_text
 
     folder = existing_experiment(args.workdir, args.name)
     state = folder.read_state()
@@ -85,7 +86,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     info = {
         "experiment": state["name"], "status": state.get("status"), "trials_planned": state.get("trials_planned"),
         "trials_seen": len(rows), "counts": counts, "best_trial": state.get("best_trial"),
-        "tracking_uri": state.get("tracking_uri"), "mlflow_experiment": state.get("mlflow_experiment"),
+        "tracking_uri": redact_text(state.get("tracking_uri") or ""), "mlflow_experiment": state.get("mlflow_experiment"),
         "parent_run_id": state.get("parent_run_id"), "folder": str(folder.path),
     }
     if args.json:
@@ -103,17 +104,21 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_best(args: argparse.Namespace) -> int:
+    from search.redaction import redact
     from search.selection import best_trial
 
-    _print_json(best_trial(args.workdir, args.name))
+    winner = best_trial(args.workdir, args.name)
+    _print_json({**winner, "params": redact(winner["params"])})
     return EXIT_OK
 
 
 def cmd_test(args: argparse.Namespace) -> int:
     from search.selection import run_sealed_test
 
+    from search.redaction import redact
+
     entry = run_sealed_test(args.workdir, args.name, force=args.force)
-    _print_json(entry)
+    _print_json({**entry, "params": redact(entry["params"])})
     metric, test_name = entry["validation_metric"], entry["test_metric"]
     if entry["optimism_gap"] is not None:
         print(f"\nwinner: trial {entry['trial']}  {metric}={entry['validation_value']:.4f}  "

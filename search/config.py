@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 from search.constraints import Constraint
+from search.redaction import looks_secret, redact_text
 from spaces import Constant, Int, Space, SpaceError, dump_yaml, load_yaml
 from trainers import DataSource, DigitsSource, Mnist1dSource, ParquetSource, check_space, resolve_trainer
 
@@ -56,9 +57,11 @@ class ConfigError(ValueError):
     """Bad experiment input. ``path`` names the field (``budget.trials``); the message states the rule."""
 
     def __init__(self, path: str, rule: str) -> None:
+        if looks_secret(path.rsplit(".", 1)[-1]):
+            rule = re.sub(r"\(got .*\)$", "(got a value that is not shown: the setting looks like a secret)", rule)
         self.path = path
-        self.rule = rule
-        super().__init__(f"{path}: {rule}" if path else rule)
+        self.rule = redact_text(rule)
+        super().__init__(f"{path}: {self.rule}" if path else self.rule)
 
 
 # --- small checkers: each returns the (normalised) value or raises ConfigError ------------------------------------

@@ -17,6 +17,8 @@ from typing import Any, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from search.redaction import redact
+
 EVENTS_FILE = "events.parquet"
 _TYPES = {
     "seq": pa.int64(), "time": pa.float64(), "kind": pa.string(), "trial": pa.int64(), "epoch": pa.int64(),
@@ -61,7 +63,7 @@ class EventLog:
             self._journal.flush()
 
     def ask(self, trial: int, params: Mapping[str, Any]) -> None:
-        self._add(kind="ask", trial=trial, detail=json.dumps(params, sort_keys=True))
+        self._add(kind="ask", trial=trial, detail=json.dumps(redact(params), sort_keys=True))
 
     def tell(self, trial: int, state: str, value: float | None) -> None:
         self._add(kind="tell", trial=trial, state=state, value=value)

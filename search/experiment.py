@@ -21,6 +21,8 @@ from search.events import EVENTS_FILE, EventLog
 from search.events import JOURNAL_FILE as EVENTS_JOURNAL
 from search.monitor import Monitor, snapshots
 from search.progress import ProgressView, summary_table
+from search.redaction import redact, redact_text
+from spaces import dump_yaml
 from search.records import CURVES_FILE, TRIALS_FILE, ExperimentRecords
 from search.records import JOURNAL_FILE as RECORDS_JOURNAL
 from search.seeds import derive_seed
@@ -55,7 +57,7 @@ def _flat(prefix: str, value: Any) -> dict[str, Any]:
 
 
 def _parent_params(cfg: ExperimentConfig) -> dict[str, Any]:
-    resolved = cfg.to_dict()
+    resolved = redact(cfg.to_dict())
     resolved.pop("space")
     params = {k: v for k, v in _flat("", resolved).items() if v is not None}
     return params | {"space.fingerprint": cfg.space.fingerprint, "space.size": len(cfg.space)}
@@ -130,7 +132,8 @@ def run_experiment(
               "hypernas.reproducible": cfg.reproducible.mode,
               "hypernas.space_fingerprint": cfg.space.fingerprint, "hypernas.state": "RUNNING",
               **{f"hypernas.env.{k}": v for k, v in environment.items() if v is not None}},
-        texts={"config.yaml": config_yaml, "space.json": cfg.space.to_json(),
+        texts={"config.yaml": dump_yaml(redact(cfg.to_dict())),
+               "space.json": json.dumps(redact(cfg.space.to_dict()), indent=2),
                "environment.json": json.dumps(environment, indent=2)},
     )
     folder.write_state(name=cfg.name, status="running", tracking_uri=uri, mlflow_experiment=mlflow_experiment,
@@ -287,9 +290,9 @@ def summary_info(result: ExperimentResult, cfg: ExperimentConfig) -> dict[str, A
         "experiment": result.name,
         "trials": counts or "none",
         "best trial": best and f"{best['number']}  {cfg.metric.name}={best['last_value']:.4f}  (seed {best['seed']})",
-        "best params": best and json.dumps(best["params"], sort_keys=True),
+        "best params": best and json.dumps(redact(best["params"]), sort_keys=True),
         "MLflow": f"experiment '{result.mlflow_experiment}', parent run {result.parent_run_id}",
-        "tracking URI": result.tracking_uri,
+        "tracking URI": redact_text(result.tracking_uri),
         "trials table": str(result.trials_path),
         "curves table": str(result.curves_path),
         "decision log": str(result.events_path),

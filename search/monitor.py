@@ -11,6 +11,7 @@ from search._mlflow import TrackingWriter, TrialSnapshot
 from search.events import EventLog
 from search.progress import ProgressView
 from search.records import ExperimentRecords, TrialRecord, final_state
+from search.redaction import redact
 
 _WRITE_EVERY_S = 2.0  # Parquet is rewritten at most this often while running (and always at the end)
 
@@ -28,7 +29,8 @@ def start_tags(record: TrialRecord) -> dict[str, Any]:
 
 
 def run_params(record: TrialRecord) -> dict[str, Any]:
-    return {**record.params, "epochs": record.epochs}
+    """A trial's parameters as MLflow gets them (secret-looking values redacted)."""
+    return redact({**record.params, "epochs": record.epochs})
 
 
 def end_tags(records: ExperimentRecords, record: TrialRecord, reason: str | None = None) -> dict[str, Any]:

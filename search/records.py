@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from search.constraints import Constraint, violations
+from search.redaction import redact
 from trainers.hardware import HARDWARE_METRICS
 
 TRIALS_FILE = "trials.parquet"
@@ -227,14 +228,16 @@ class ExperimentRecords:
         return None if winner is None else self.trials[winner["number"]]
 
     # -- files ---------------------------------------------------------------------------------------------------
-    def trial_rows(self) -> list[dict[str, Any]]:
+    def trial_rows(self, redacted: bool = False) -> list[dict[str, Any]]:
+        """One dict per trial (the ``trials.parquet`` columns); ``redacted`` hides secret-looking params."""
         rows = []
         ratios = self.straggler_ratios()
         for r in sorted(self.trials.values(), key=lambda r: r.number):
             ratio = ratios.get(r.number)
             rows.append({
                 "number": r.number, "trial_id": r.trial_id, "state": r.state, "seed": r.seed,
-                "params": json.dumps(r.params, sort_keys=True), "epochs": r.epochs, "epochs_run": r.epochs_run,
+                "params": json.dumps(redact(r.params) if redacted else r.params, sort_keys=True), "epochs": r.epochs,
+                "epochs_run": r.epochs_run,
                 "metric": self.metric, "best_value": r.best_value, "best_epoch": r.best_epoch,
                 "last_value": r.last_value, "feasible": r.feasible, "violations": "; ".join(r.violations) or None,
                 "hw_params": r.hardware.get("params"), "hw_macs": r.hardware.get("macs"),
@@ -248,7 +251,8 @@ class ExperimentRecords:
         return rows
 
     def write(self, folder: Path) -> tuple[Path, Path]:
-        trials = trials_table(self.trial_rows(), [r.params for r in sorted(self.trials.values(), key=lambda r: r.number)])
+        ordered = sorted(self.trials.values(), key=lambda r: r.number)
+        trials = trials_table(self.trial_rows(redacted=True), [redact(r.params) for r in ordered])
         rows = [self.curves[key] for key in sorted(self.curves)]
         curves = pa.Table.from_pylist(rows) if rows else pa.table(
             {"trial": pa.array([], pa.int64()), "epoch": pa.array([], pa.int64()), "time_s": pa.array([], pa.float64())})

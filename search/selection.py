@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from search import _mlflow
-from search.records import pick_best, read_trials
+from search.records import JOURNAL_FILE as RECORDS_JOURNAL
+from search.records import ExperimentRecords, pick_best
+from search.redaction import redact
 from search.seeds import derive_seed
 from search.workdir import ExperimentFolder, existing_experiment, write_json_atomic
 from trainers import MemoryReporter, TrialSpec, resolve_trainer, sealed_data
@@ -44,9 +46,13 @@ def best_trial(workdir: str | Path, name: str) -> dict[str, Any]:
 
 def _winner(folder: ExperimentFolder) -> dict[str, Any]:
     cfg = folder.load_config()
-    if not (folder.path / "trials.parquet").is_file():
+    journal = folder.path / RECORDS_JOURNAL
+    if not journal.is_file():
         raise SelectionError(f"experiment {folder.name!r} has no trials yet")
-    rows = read_trials(folder.path)
+    # the journal, not trials.parquet: it holds the exact parameters (Parquet redacts secret-looking ones)
+    records = ExperimentRecords.load(journal, cfg.metric.name, cfg.metric.mode, cfg.constraints)
+    records.close()
+    rows = [{**row, "params": records.trials[row["number"]].params} for row in records.trial_rows()]
     winner = pick_best(rows, cfg.metric.mode)
     if winner is None:
         states = ", ".join(sorted({r["state"] for r in rows})) or "none"
@@ -140,6 +146,6 @@ def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False) -> d
         tags={"hypernas.test.opened": "true", "hypernas.test.opens": len(audit), "hypernas.test.forced":
               str(not first).lower(), "hypernas.test.trial": winner["trial"],
               "hypernas.test.split_sha256": sealed.fingerprint, "hypernas.test.last_opened_at": entry["opened_at_iso"]},
-        texts={"test_audit.json": json.dumps(audit, indent=2)},
+        texts={"test_audit.json": json.dumps([{**a, "params": redact(a["params"])} for a in audit], indent=2)},
     )
     return entry

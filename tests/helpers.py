@@ -37,3 +37,22 @@ def failing_train(spec, reporter):
 
 
 failing_train.metrics = ("val_loss",)
+
+
+class _ConstantEvaluator:
+    def __init__(self, value):
+        self.value = value
+
+    def evaluate(self, split):
+        return {"loss": self.value, "accuracy": 1.0 - self.value}
+
+
+def credential_train(spec, reporter):
+    """A trainer for tests that needs a credential-like constant: the trial must receive the real value."""
+    assert spec.params["api_token"] == "s3cr3t-value", "trials get the real value; only logs are redacted"
+    for epoch in range(1, spec.epochs + 1):
+        reporter.report(epoch, {"val_loss": spec.params["x"] / epoch})
+    return _ConstantEvaluator(spec.params["x"])
+
+
+credential_train.metrics = ("val_loss",)
