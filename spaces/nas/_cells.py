@@ -38,8 +38,22 @@ def _check_op(ops: tuple[str, ...], op: str, where: str) -> None:
         raise SpaceError("", f"{where}: unknown op {op!r} (this cell's ops: {', '.join(ops)})")
 
 
+class _Cell:
+    """What every cell parameter shares: a value belongs to the cell when it validates as its genotype."""
+
+    def genotype(self, value: Any) -> Genotype:
+        raise NotImplementedError
+
+    def contains(self, value: Any) -> bool:
+        try:
+            self.genotype(value)
+        except SpaceError:
+            return False
+        return True
+
+
 @dataclass(frozen=True)
-class NB201Cell:
+class NB201Cell(_Cell):
     """The NAS-Bench-201 cell: 4 nodes, 6 edges (every node takes every earlier node), one op per edge.
 
     >>> cell = NB201Cell()
@@ -81,13 +95,6 @@ class NB201Cell:
                 _check_op(self.ops, op, f"node {k} edge {expected + 1}")
         return genotype
 
-    def contains(self, value: Any) -> bool:
-        try:
-            self.genotype(value)
-        except SpaceError:
-            return False
-        return True
-
     def decisions(self) -> tuple[tuple[str, tuple], ...]:
         """One categorical per edge: ``("node2.in1", ops)`` is the op on the edge from node 1 into node 2."""
         return tuple((f"node{k}.in{i}", self.ops) for k in range(1, self.NODES + 1) for i in range(k))
@@ -112,7 +119,7 @@ class NB201Cell:
 
 
 @dataclass(frozen=True)
-class DartsCell:
+class DartsCell(_Cell):
     """DARTS-style cells: ``nodes`` intermediate nodes, each taking two distinct inputs among the two cell
     inputs (0, 1) and earlier nodes, with an op per input. With ``reduction`` (default) the genotype holds a
     ``normal`` and a ``reduce`` cell; the cell output concatenates the intermediate nodes.
@@ -163,13 +170,6 @@ class DartsCell:
                 if inputs[0] == inputs[1]:
                     raise SpaceError("", f"{where}: the two inputs must be distinct (got {inputs})")
         return genotype
-
-    def contains(self, value: Any) -> bool:
-        try:
-            self.genotype(value)
-        except SpaceError:
-            return False
-        return True
 
     def decisions(self) -> tuple[tuple[str, tuple], ...]:
         """Per cell and node: the input pair (``"0,2"``), then the op of each of the two inputs."""

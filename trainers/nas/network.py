@@ -19,6 +19,18 @@ from spaces.nas import Genotype
 from trainers.nas.ops import FactorizedReduce, _layers, make_op, relu_conv_bn
 
 
+def _compute_nodes(nodes: tuple, edges: nn.ModuleList, states: list) -> list:
+    """Append each node's output, the sum of its edges' ops over their inputs, to ``states`` (edges in node order)."""
+    k = 0
+    for node in nodes:
+        total = 0
+        for _op, index in node:
+            total = total + edges[k](states[index])
+            k += 1
+        states.append(total)
+    return states
+
+
 class NB201Cell(nn.Module):
     """node_j = Σ_{i<j} op_ij(node_i); the output is the last node. Shape-preserving."""
 
@@ -28,14 +40,7 @@ class NB201Cell(nn.Module):
         self.edges = nn.ModuleList(make_op(op, channels, 1, dim) for node in nodes for op, _ in node)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states, k = [x], 0
-        for node in self.nodes:
-            total = 0
-            for _op, index in node:
-                total = total + self.edges[k](states[index])
-                k += 1
-            states.append(total)
-        return states[-1]
+        return _compute_nodes(self.nodes, self.edges, [x])[-1]
 
 
 class ResidualReduction(nn.Module):
@@ -68,13 +73,7 @@ class DartsCell(nn.Module):
         self.out_channels = channels * len(nodes)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
-        states, k = [self.pre0(s0), self.pre1(s1)], 0
-        for node in self.nodes:
-            total = 0
-            for _op, index in node:
-                total = total + self.edges[k](states[index])
-                k += 1
-            states.append(total)
+        states = _compute_nodes(self.nodes, self.edges, [self.pre0(s0), self.pre1(s1)])
         return torch.cat(states[2:], dim=1)
 
 
