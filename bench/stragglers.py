@@ -1,5 +1,5 @@
-"""Stragglers, measured: the same budget with and without slow trials, asynchronous ASHA against synchronous
-HyperBand, four trials at a time.
+"""Stragglers, measured: the same budget with and without slow trials, ASHA (Ray's promotion on arrival, and
+ours in trial-number order) against synchronous HyperBand, four trials at a time.
 
     python bench/stragglers.py [--trials 24] [--scenario trials|node|both] [--repeats 3]
 
@@ -10,7 +10,13 @@ Two scenarios. ``trials``: on local Ray, a quarter of the trials (a seeded draw,
 ASHA with stragglers <= 1.2x ASHA without. Async ASHA's promotions, and so which trials run longest, depend on
 the order results arrive in, so a single run's ratio swings widely: each scenario runs ``--repeats`` times, and
 the median and the range of the ratios are printed — and, since a round with stragglers may simply promote fewer
-trials, the same ratio per trained epoch (wall time / epochs run).
+trials, the same ratio per trained epoch (wall time / epochs run). ``promotion: ordered`` decides each rung in
+trial-number order, parking (pausing) a trial whose turn has not come so its slot goes to the next trial: its
+promotions do not depend on arrival order, so stragglers do not change how many epochs are trained.
+
+Also printed, per scenario: the slot-time ratio — the summed per-epoch wall times (``epoch_wall_s``, the time
+each epoch held its slot) with stragglers over those without. With every slot busy, wall time cannot fall below
+slot time / slots, so this ratio is the floor the wall-time ratio is measured against.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from spaces import load_yaml  # noqa: E402
 
 SLOW_TRIALS = [{"fraction": 0.25, "slow": 4}]
 SLOW_NODE = [{"node_resource": "slow_node", "slow": 4}]
-ASHA = {"type": "asha", "grace_period": 2, "reduction_factor": 3}
+ASHA = {"type": "asha", "grace_period": 2, "reduction_factor": 3, "promotion": "async"}
+ORDERED = {**ASHA, "promotion": "ordered"}
 HYPERBAND = {"type": "hyperband", "reduction_factor": 3}
 
 
@@ -53,14 +60,17 @@ def variant(workdir: Path, name: str, trials: int, scheduler: dict, faults: list
     seconds = time.perf_counter() - started
     counts = {k.lower(): v for k, v in result.counts.items() if v}
     counts["epochs"] = sum(pq.read_table(result.trials_path, columns=["epochs_run"]).column("epochs_run").to_pylist())
+    curves = pq.read_table(result.trials_path.with_name("curves.parquet"), columns=["epoch_wall_s"])
+    counts["slot_s"] = round(sum(curves.column("epoch_wall_s").to_pylist()), 1)
     return seconds, counts
 
 
-VARIANTS = (("asha-clean", ASHA, False), ("asha-slow", ASHA, True), ("hb-slow", HYPERBAND, True))
+VARIANTS = (("asha-clean", ASHA, False), ("asha-slow", ASHA, True), ("ordered-clean", ORDERED, False),
+            ("ordered-slow", ORDERED, True), ("hb-slow", HYPERBAND, True))
 
 
 def repeat(folder: Path, scenario: str, trials: int, faults: list, cpus: float, repeats: int) -> list[list[tuple]]:
-    """``repeats`` rounds of (ASHA clean, ASHA with stragglers, HyperBand with stragglers)."""
+    """``repeats`` rounds of every variant in VARIANTS."""
     return [[variant(folder, f"{scenario}-{name}-{r}", trials, scheduler, faults if slow else [], cpus)
              for name, scheduler, slow in VARIANTS] for r in range(repeats)]
 
@@ -69,19 +79,26 @@ def report(title: str, rounds: list[list[tuple]]) -> None:
     def spread(values: list[float], unit: str = "") -> str:
         return f"median {statistics.median(values):5.2f}{unit} (range {min(values):.2f}-{max(values):.2f})"
 
+    names = [name for name, _, _ in VARIANTS]
     print(title)
-    for (base, slow, sync) in rounds:
-        print(f"  round: ASHA clean {base[0]:5.1f} s {base[1]} | ASHA stragglers {slow[0]:5.1f} s {slow[1]} | "
-              f"HyperBand stragglers {sync[0]:5.1f} s {sync[1]}")
-    seconds = [[v[0] for v in variants] for variants in rounds]
-    print(f"  ASHA, no stragglers:          {spread([s[0] for s in seconds], ' s')}")
-    print(f"  ASHA, stragglers:             {spread([s[1] for s in seconds], ' s')}")
-    print(f"  HyperBand (sync), stragglers: {spread([s[2] for s in seconds], ' s')}")
-    print(f"  ratio ASHA stragglers / ASHA clean:      {spread([s[1] / s[0] for s in seconds])}   target <= 1.2")
-    print(f"  ratio HyperBand stragglers / ASHA clean: {spread([s[2] / s[0] for s in seconds])}")
-    per_epoch = [[v[0] / v[1]["epochs"] for v in variants] for variants in rounds]
-    print(f"  per trained epoch, ASHA stragglers / ASHA clean:      {spread([p[1] / p[0] for p in per_epoch])}")
-    print(f"  per trained epoch, HyperBand stragglers / ASHA clean: {spread([p[2] / p[0] for p in per_epoch])}")
+    for variants in rounds:
+        print("  round: " + " | ".join(f"{name} {v[0]:5.1f} s {v[1]}" for name, v in zip(names, variants)))
+    at = {name: i for i, name in enumerate(names)}
+
+    def column(name: str, value=lambda v: v[0]) -> list[float]:
+        return [value(variants[at[name]]) for variants in rounds]
+
+    for name in names:
+        print(f"  {name:14s} wall {spread(column(name), ' s')}   epochs {spread(column(name, lambda v: v[1]['epochs']))}")
+    for slow, clean, label in (("asha-slow", "asha-clean", "ASHA (async promotion)"),
+                               ("ordered-slow", "ordered-clean", "ASHA (ordered promotion)"),
+                               ("hb-slow", "asha-clean", "HyperBand (sync) vs ASHA async clean")):
+        pairs = list(zip(column(slow), column(clean)))
+        per_epoch = list(zip(column(slow, lambda v: v[0] / v[1]["epochs"]), column(clean, lambda v: v[0] / v[1]["epochs"])))
+        slots = list(zip(column(slow, lambda v: v[1]["slot_s"]), column(clean, lambda v: v[1]["slot_s"])))
+        print(f"  {label}: stragglers / clean wall {spread([a / b for a, b in pairs])}   target <= 1.2")
+        print(f"      per trained epoch {spread([a / b for a, b in per_epoch])}   "
+              f"slot-time floor {spread([a / b for a, b in slots])}")
 
 
 def slow_trials(folder: Path, trials: int, repeats: int) -> None:

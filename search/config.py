@@ -15,6 +15,7 @@ The YAML format (all sections but ``space`` optional)::
     metric: {name: val_accuracy, mode: max}
     searcher: {type: tpe, n_startup_trials: 5}       # tpe | random | cmaes | grid | evolution
     scheduler: {type: asha, max_epochs: 10, grace_period: 1, reduction_factor: 3}  # asha | hyperband | median | none
+                                # asha promotion: ordered (default: trial-number order, parking) | async (Ray's, on arrival)
     budget: {trials: 20, max_concurrent: 2, time_budget_s: null}
     resources: {cpus: 1, gpus: 0}
     tracking: {uri: null, experiment: null}    # null: sqlite:///<workdir>/mlflow.db; MLFLOW_TRACKING_URI wins over null
@@ -42,12 +43,13 @@ from trainers import DataSource, DigitsSource, Mnist1dSource, ParquetSource, che
 SEARCHERS = ("tpe", "random", "cmaes", "grid", "evolution")
 # Settings each scheduler takes besides ``type`` (read and written only for that scheduler).
 SCHEDULER_SETTINGS = {
-    "asha": ("max_epochs", "grace_period", "reduction_factor"),
+    "asha": ("max_epochs", "grace_period", "reduction_factor", "promotion"),
     "hyperband": ("max_epochs", "reduction_factor"),
     "median": ("max_epochs", "grace_period", "min_samples_required"),
     "none": ("max_epochs",),
 }
 SCHEDULERS = tuple(SCHEDULER_SETTINGS)
+PROMOTIONS = ("async", "ordered")  # ASHA: decide a rung on arrival (Ray's), or in trial-number order
 EPOCHS = "epochs"  # the space parameter that sets a trial's number of epochs
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _REQUIRED = object()
@@ -196,13 +198,21 @@ class SearcherConfig:
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """Early stopping (Ray's schedulers). Fidelity is epochs; ``max_epochs`` is each trial's full budget."""
+    """Early stopping (Ray's schedulers). Fidelity is epochs; ``max_epochs`` is each trial's full budget.
+
+    ``promotion`` (asha only): ``async`` is Ray's ASHA — a trial reaching a rung is judged against the peers that
+    have reported there so far, so arrival order (a slow node, a straggler) changes which trials are promoted.
+    ``ordered`` judges every rung in trial-number order, parking a trial that arrives before its lower-numbered
+    peers (paused with a checkpoint, its slot given to the next trial) until they have reported: promotions then
+    depend on the trials' results only, and no slot waits.
+    """
 
     type: str = "asha"
     max_epochs: int = 10
     grace_period: int = 1
     reduction_factor: float = 3
     min_samples_required: int = 3
+    promotion: str = "ordered"  # asha: "ordered" (trial-number order, parking) or "async" (Ray's, on arrival)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type} | {k: getattr(self, k) for k in SCHEDULER_SETTINGS[self.type]}
@@ -424,6 +434,7 @@ def _parse_scheduler(raw: Any) -> SchedulerConfig:
         "grace_period": _int(1),
         "reduction_factor": _number(1, inclusive=False),
         "min_samples_required": _int(1),
+        "promotion": _choice(PROMOTIONS),
     }
     defaults = SchedulerConfig()
     values = {key: section.take(key, checks[key], getattr(defaults, key)) for key in SCHEDULER_SETTINGS[kind]}

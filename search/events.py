@@ -81,9 +81,11 @@ class EventLog:
         """The watchdog killed a trial that had reported nothing for ``silent_s`` seconds."""
         self._add(kind="stall_kill", trial=trial, value=silent_s)
 
-    def wait(self, trial: int, epoch: int, rung: int, waiting_for: list[int]) -> None:
-        """Strict mode: a trial held at a rung until lower-numbered trials have reached it."""
-        self._add(kind="wait", trial=trial, epoch=epoch, rung=rung, detail=json.dumps({"waiting_for": waiting_for}))
+    def wait(self, trial: int, epoch: int, rung: int, waiting_for: list[int], parked: bool = False) -> None:
+        """Ordered promotion: a trial waits at a rung (held, or parked without its slot) for lower-numbered
+        trials to reach it."""
+        self._add(kind="wait", trial=trial, epoch=epoch, rung=rung,
+                  detail=json.dumps({"waiting_for": waiting_for, "parked": parked}))
 
     def table(self) -> pa.Table:
         return pa.table({name: pa.array([row.get(name) for row in self.rows], type_) for name, type_ in _TYPES.items()})

@@ -30,9 +30,14 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
         {"cpu": cfg.resources.cpus, "gpu": cfg.resources.gpus, **cfg.resources.custom},
     )
     searcher = OptunaSearcher(study, cfg, monitor.events, trials)
+    # trials that ended for good before a crash (a FAILED one is retried: Tune resumes errored trials)
+    finished = {n for n, r in monitor.records.trials.items() if r.state in ("COMPLETE", "PRUNED")} if restore else set()
     scheduler = ObservedScheduler(make_scheduler(cfg.scheduler), cfg, monitor.events,
                                   strict=cfg.reproducible.mode == "strict",
-                                  history=rung_history(monitor.records) if restore else None)
+                                  history=rung_history(monitor.events.rows) if restore else None,
+                                  park=cfg.scheduler.promotion == "ordered", max_concurrent=cfg.budget.max_concurrent,
+                                  finished=finished)
+    searcher.parked, searcher.finished = scheduler.parked, finished
     tune_config = tune.TuneConfig(
         metric=cfg.metric.name,
         mode=cfg.metric.mode,
@@ -80,10 +85,11 @@ def _trial_name(trial: Any) -> str:
     return f"trial_{int(trial.config['trial_number']):04d}"
 
 
-def rung_history(records: Any) -> dict[int, dict[int, float]]:
-    """Per trial, its metric value at every epoch it reported: what ASHA's rungs held before an interruption."""
+def rung_history(events: list[dict[str, Any]]) -> dict[int, dict[int, float]]:
+    """Per trial, the value ASHA recorded at each rung it was decided at, from the decision log: what the rungs
+    held before an interruption. A trial parked undecided at a rung is not in it, so it is decided again."""
     history: dict[int, dict[int, float]] = {}
-    for (number, epoch), row in records.curves.items():
-        if row.get(records.metric) is not None:
-            history.setdefault(number, {})[epoch] = row[records.metric]
+    for event in events:
+        if event.get("kind") == "decision" and event.get("rung") is not None and event.get("value") is not None:
+            history.setdefault(int(event["trial"]), {})[int(event["rung"])] = float(event["value"])
     return history

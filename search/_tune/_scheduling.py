@@ -1,11 +1,18 @@
-"""Early stopping: Ray's own schedulers, configured in epochs, observed — and ordered in strict mode.
+"""Early stopping: Ray's own schedulers, configured in epochs, observed — and, on request, ordered.
 
-:class:`ObservedScheduler` delegates every decision to Ray's scheduler and records it in the decision log. In
-strict mode (``reproducible: strict``) it also makes ASHA's rung decisions *in trial-number order*: a trial that
-reaches a rung before every lower-numbered trial has either been recorded at that rung or ended waits there
-(Tune's NOOP: it keeps its slot but trains no further) until they have. Each rung then sees exactly the results
-it would see if the trials had run one after another, so which trials are stopped does not depend on
-concurrency or timing. The cost is that waiting: strict mode trades speed for reproducibility.
+:class:`ObservedScheduler` delegates every decision to Ray's scheduler and records it in the decision log.
+
+Ray's ASHA decides a trial at a rung against whichever peers happen to have reported there already, so arrival
+order — a slow node, a straggler — changes which trials are promoted. With ordered promotion it makes ASHA's
+rung decisions *in trial-number order* instead: a trial that reaches a rung before every lower-numbered trial
+has either been recorded at that rung or ended gets its decision once they have. Each rung then sees exactly
+the results it would see if the trials had run one after another, so which trials are stopped depends on the
+trials' results only, never on timing. Meanwhile the trial either
+
+- is *parked* (``scheduler.promotion: ordered``): Tune pauses it with a checkpoint, its slot goes to the next
+  trial, and it resumes from the checkpoint if promoted — no slot waits for a slow peer; or
+- is *held* (``reproducible: strict``): it keeps its slot but trains no further (Tune's NOOP) — the slot waits,
+  which strict mode accepts so that its searcher, too, sees the same history at any concurrency.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from ray.tune.schedulers import (
 
 from search._tune._common import TIME_ATTR
 from search.config import ExperimentConfig, SchedulerConfig
+from search.constraints import violations
 from search.events import EventLog
 
 
@@ -47,28 +55,43 @@ class ObservedScheduler(TrialScheduler):
     """Ray's scheduler with every decision logged; with ``strict``, rung decisions in trial-number order."""
 
     def __init__(self, inner: TrialScheduler, cfg: ExperimentConfig, events: EventLog, strict: bool = False,
-                 history: dict[int, dict[int, float]] | None = None) -> None:
+                 history: dict[int, dict[int, float]] | None = None, park: bool = False,
+                 max_concurrent: int | None = None, finished: set[int] | None = None) -> None:
         super().__init__()
         # After a driver crash: each trial's reported values, to refill ASHA's rungs as the trials come back.
         self.history = history or {}
+        self.finished = finished or set()  # after a driver crash: trials our records saw end
         self.inner = inner
         self.metric_name = cfg.metric.name
+        self.constraints = cfg.constraints
         self.events = events
-        self.strict = strict
+        self.strict = strict  # hold trials at rungs until their turn
+        # pause them (freeing the slot) until their turn; only ASHA decides at rungs
+        self.park = park and not strict and isinstance(inner, AsyncHyperBandScheduler)
+        self.max_concurrent = max_concurrent
         # One decision per result: a buffered batch of epochs would take several epochs per decision.
         self._supports_buffered_results = False
         self.trials: dict[int, Trial] = {}
         self.ended: set[int] = set()
         self.pending: dict[int, tuple[int, Trial, dict]] = {}  # number -> (rung, trial, result) held back
+        self.verdicts: dict[int, str] = {}  # parked trials decided meanwhile: STOP or CONTINUE, to act on
         self._draining = False
 
     def __getstate__(self) -> dict:
         # Tune pickles its config (tuner.pkl); the event log is live driver state (an open journal).
         return {k: v for k, v in self.__dict__.items() if k != "events"}
 
+    @property
+    def ordered(self) -> bool:
+        return self.strict or self.park
+
     def is_held(self, trial: Trial) -> bool:
-        """Whether strict mode is holding ``trial`` at a rung (it reports nothing meanwhile, on purpose)."""
+        """Whether ``trial`` waits at a rung for its turn (it reports nothing meanwhile, on purpose)."""
         return _number(trial) in self.pending
+
+    def parked(self) -> int:
+        """How many trials are parked at a rung, paused and undecided: they hold no slot and count as not running."""
+        return len(self.pending) if self.park else 0
 
     # -- plain delegation ---------------------------------------------------------------------------------------
     @property
@@ -79,7 +102,15 @@ class ObservedScheduler(TrialScheduler):
         return self.inner.set_search_properties(metric, mode, **spec)
 
     def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
-        return self.inner.choose_trial_to_run(tune_controller)
+        if not self.park:
+            return self.inner.choose_trial_to_run(tune_controller)
+        self._act_on_verdicts(tune_controller)
+        trials = tune_controller.get_trials()
+        promoted = [t for t in trials if t.status == Trial.PAUSED and self.verdicts.get(_number(t)) == self.CONTINUE]
+        busy = sum(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials)
+        if promoted and (self.max_concurrent is None or busy < self.max_concurrent):
+            return min(promoted, key=_number)  # promotions first, oldest first; a parked trial never resumes undecided
+        return next((t for t in trials if t.status == Trial.PENDING), None)
 
     def debug_string(self) -> str:
         return self.inner.debug_string()
@@ -93,6 +124,13 @@ class ObservedScheduler(TrialScheduler):
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         self.trials[_number(trial)] = trial
+        if _number(trial) in self.finished and trial.status != Trial.TERMINATED:
+            # Ended before a driver crash, after Tune's last snapshot of its state: it must not run again.
+            controller = getattr(tune_controller, "_tune_controller", tune_controller)
+            trial.set_status(Trial.TERMINATED)
+            controller._live_trials.discard(trial)
+        if getattr(trial, "status", None) in (Trial.TERMINATED, Trial.ERROR):
+            self.ended.add(_number(trial))  # a resumed experiment's finished trial: it will never reach a rung
         self.inner.on_trial_add(tune_controller, trial)
         reported = self.history.get(_number(trial), {})
         for milestone, recorded in self._rungs(trial):  # a resumed experiment's rungs, as they were
@@ -102,6 +140,7 @@ class ObservedScheduler(TrialScheduler):
     def _ended(self, tune_controller: Any, trial: Trial) -> None:
         self.ended.add(_number(trial))
         self.pending.pop(_number(trial), None)
+        self.verdicts.pop(_number(trial), None)
         self._drain(tune_controller)
 
     def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
@@ -172,21 +211,36 @@ class ObservedScheduler(TrialScheduler):
         return sorted(blockers)
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
-        if not self.strict:
+        self.verdicts.pop(_number(trial), None)  # a resumed trial reports again: its verdict has been acted on
+        broken = violations(self.constraints, result) if self.constraints and TIME_ATTR in result else []
+        if broken:  # never selectable: stopped here, and kept out of the rungs (the trial ends too)
+            self.events.decision(_number(trial), int(result.get(TIME_ATTR, 0)), result.get(self.metric_name),
+                                 TrialScheduler.STOP, reason=f"infeasible: {'; '.join(broken)}")
+            return TrialScheduler.STOP
+        if not self.ordered:
             return self._decide(tune_controller, trial, result)
         rung = self._rung_to_record(trial, result)
         blockers = self._waiting_for(_number(trial), rung) if rung is not None else []
         if blockers:
             self.pending[_number(trial)] = (rung, trial, result)
-            self.events.wait(_number(trial), int(result[TIME_ATTR]), rung, blockers)
-            return TrialScheduler.NOOP  # hold the trial here until its turn
+            self.events.wait(_number(trial), int(result[TIME_ATTR]), rung, blockers, parked=self.park)
+            # park: pause with a checkpoint, freeing the slot; hold: keep the slot, train no further
+            return TrialScheduler.PAUSE if self.park else TrialScheduler.NOOP
         decision = self._decide(tune_controller, trial, result)
         self._drain(tune_controller)
         return decision
 
+    def _act_on_verdicts(self, tune_controller: Any) -> None:
+        """Stop parked trials decided STOP once Tune has paused them (a CONTINUE waits for a slot)."""
+        for number, verdict in list(self.verdicts.items()):
+            trial = self.trials[number]
+            if verdict == TrialScheduler.STOP and trial.status == Trial.PAUSED:
+                del self.verdicts[number]
+                tune_controller.stop_trial(trial)
+
     def _drain(self, tune_controller: Any) -> None:
-        """Decide held trials whose turn has come, lowest number first, and act on the decision."""
-        if not self.strict or self._draining:
+        """Decide waiting trials whose turn has come, lowest number first, and act on the decision."""
+        if not self.ordered or self._draining:
             return
         self._draining = True
         try:
@@ -199,13 +253,18 @@ class ObservedScheduler(TrialScheduler):
                         continue
                     del self.pending[number]
                     decision = self._decide(tune_controller, trial, result)
+                    progress = True
+                    if self.park:  # acted on once Tune has paused the trial (it may still be saving)
+                        self.verdicts[number] = decision
+                        break
                     # Tune waits for a decision on a held trial; these are the actions it takes for one
                     # (TuneController._execute_action, Ray 2.60).
                     if decision == TrialScheduler.STOP:
                         tune_controller.stop_trial(trial)
                     else:  # the controller behind Tune's restricted wrapper (which would warn on this call)
                         getattr(tune_controller, "_tune_controller", tune_controller)._schedule_trial_train(trial)
-                    progress = True
                     break
         finally:
             self._draining = False
+        if self.park:
+            self._act_on_verdicts(tune_controller)

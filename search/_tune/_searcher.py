@@ -44,6 +44,14 @@ class OptunaSearcher(Searcher):
         self.queue: list[tuple[int, dict]] = []  # strict mode: the current generation's asked configurations
         self.told = 0  # strict mode: every trial below this number has been told
         self.ready: dict[int, tuple[str, float | None, list[float] | None]] = {}  # strict: tells waiting their turn
+        self.max_concurrent: int | None = None
+        self.finished: set[int] = set()  # after a driver crash: trials our records saw end
+        self.parked = lambda: 0  # how many of our live trials the scheduler has parked (paused, holding no slot)
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        # Tune's ConcurrencyLimiter would count parked trials as running; we limit concurrency ourselves.
+        self.max_concurrent = max_concurrent
+        return True
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True  # metric and mode come from the experiment config, set once
@@ -55,6 +63,8 @@ class OptunaSearcher(Searcher):
         return number, params
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self.max_concurrent is not None and len(self.numbers) - self.parked() >= self.max_concurrent:
+            return None  # as many trials running (or promoted, waiting to resume) as allowed
         if not self.strict:
             number, params = self._ask()
         else:
@@ -118,7 +128,7 @@ class OptunaSearcher(Searcher):
 
     def __getstate__(self) -> dict:
         # Tune pickles its config (tuner.pkl) for its own restore; the live study is re-attached by the driver.
-        return {k: v for k, v in self.__dict__.items() if k not in ("study", "events")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("study", "events", "parked")}
 
     def save(self, checkpoint_path: str) -> None:
         # The study itself is durable (Optuna journal); Tune only needs which trial is which number.
@@ -128,3 +138,8 @@ class OptunaSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         saved = json.loads(Path(checkpoint_path).read_text())
         self.numbers, self.epochs, self.last_epoch = saved["numbers"], saved["epochs"], saved["last_epoch"]
+        for trial_id, number in list(self.numbers.items()):
+            if number in self.finished:  # told before the crash, after Tune's snapshot: no longer live
+                self.numbers.pop(trial_id)
+                self.epochs.pop(trial_id, None)
+                self.last_epoch.pop(trial_id, None)

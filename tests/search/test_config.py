@@ -48,6 +48,8 @@ BAD = [
     (["scheduler.grace_period=9"], "scheduler.grace_period", "grace_period <= max_epochs"),
     (["scheduler.reduction_factor=1"], "scheduler.reduction_factor", "number > 1"),
     (["scheduler.brackets=2"], "scheduler.brackets", "unknown setting"),
+    (["scheduler.promotion=fifo"], "scheduler.promotion", "must be one of async, ordered"),
+    (["scheduler={type: median, promotion: ordered}"], "scheduler.promotion", "unknown setting"),
     (["scheduler=hyperband"], "budget.max_concurrent", "cannot be combined with scheduler hyperband"),
     (["space.epochs=9"], "space.epochs", "epochs <= scheduler.max_epochs"),
     (["tolerance.stall_timeout_s=0"], "tolerance.stall_timeout_s", "number > 0"),
