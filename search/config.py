@@ -268,10 +268,10 @@ class ToleranceConfig:
 
 @dataclass(frozen=True)
 class FaultRule:
-    """A chaos drill (off unless configured): for the selected trials — by ``trials`` (numbers), a seeded
-    ``fraction`` of them, or those on nodes that offer the custom resource ``node_resource`` — hang at an epoch,
-    raise at an epoch, or train ``slow`` times slower. ``first_attempt_only`` limits hang/raise to the first
-    attempt, so a retry recovers."""
+    """A chaos drill (off unless configured): for the selected trials — by ``trials`` (numbers), a ``fraction`` of
+    them (seeded, and exact to within one trial in any run of consecutive trials: see ``search.faults``), or those
+    on nodes that offer the custom resource ``node_resource`` — hang at an epoch, raise at an epoch, or train
+    ``slow`` times slower. ``first_attempt_only`` limits hang/raise to the first attempt, so a retry recovers."""
 
     trials: tuple[int, ...] | None = None
     fraction: float | None = None

@@ -24,9 +24,22 @@ def _selected(rule: FaultRule, index: int, number: int, experiment_seed: int,
               node_resources: Callable[[], set[str]]) -> bool:
     if rule.trials is not None:
         return number in rule.trials
-    if rule.fraction is not None:  # a seeded, concurrency-independent draw per trial
-        return derive_seed(experiment_seed, f"fault{index}:{number}") / 2**32 < rule.fraction
+    if rule.fraction is not None:
+        return in_fraction(rule.fraction, number, derive_seed(experiment_seed, f"fault{index}") / 2**32)
     return rule.node_resource in node_resources()
+
+
+def in_fraction(fraction: float, number: int, phase: float) -> bool:
+    """Whether trial ``number`` is in a ``fraction`` of the trials: systematic sampling with a seeded ``phase`` in
+    [0, 1). Trial n is chosen when ``floor((n + 1) * fraction + phase)`` steps past ``floor(n * fraction + phase)``,
+    so *every* run of consecutive trials holds the fraction to within one trial — a quarter of 24 trials is
+    exactly 6, and of the first 4 exactly 1 — whatever the budget, and independent of concurrency and timing.
+    (A coin flip per trial would make "a quarter" anything from none to all: 8 of 24 with one seed.)
+
+    >>> [n for n in range(12) if in_fraction(0.25, n, 0.5)]
+    [1, 5, 9]
+    """
+    return int((number + 1) * fraction + phase) > int(number * fraction + phase)
 
 
 @dataclass

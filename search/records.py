@@ -6,6 +6,7 @@ and ``export``. Files are written atomically (temp file + rename), so a reader n
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -94,6 +95,18 @@ def pick_best(rows: Iterable[Mapping[str, Any]], mode: str) -> Mapping[str, Any]
     return winner
 
 
+def _median_without(ordered: Sequence[float], value: float) -> float:
+    """The median of ``ordered`` (sorted) with one occurrence of ``value`` taken out, in O(log n)."""
+    gone = bisect.bisect_left(ordered, value)
+
+    def at(j: int) -> float:  # the j-th smallest of the values left
+        return ordered[j if j < gone else j + 1]
+
+    left = len(ordered) - 1
+    middle = left // 2
+    return at(middle) if left % 2 else (at(middle - 1) + at(middle)) / 2
+
+
 class ExperimentRecords:
     """Trials and their per-epoch curves for one experiment, updated from the driver's event stream.
 
@@ -173,18 +186,22 @@ class ExperimentRecords:
 
     def straggler_ratios(self) -> dict[int, float]:
         """Per trial: the median over its epochs of its epoch wall time (``epoch_wall_s``, as its worker saw it)
-        divided by the median wall time of all trials at that epoch, counting epochs that at least three trials
-        reached. Trials with no such epoch are left out. Fidelity is counted in epochs, so a slow node changes
-        these ratios — never which trials are promoted."""
+        divided by its *peers'* median wall time at that epoch (the other trials', so a straggler never pulls
+        its own yardstick up), counting epochs that at least two peers reached. Trials with no such epoch are
+        left out. Fidelity is counted in epochs, so a slow node changes these ratios — never which trials are
+        promoted."""
         by_epoch: dict[int, list[float]] = {}
         for (_, epoch), row in self.curves.items():
             if row.get(STRAGGLER_TIME) is not None:
                 by_epoch.setdefault(epoch, []).append(row[STRAGGLER_TIME])
-        medians = {epoch: statistics.median(times) for epoch, times in by_epoch.items() if len(times) >= 3}
+        for times in by_epoch.values():
+            times.sort()
         per_trial: dict[int, list[float]] = {}
         for (trial, epoch), row in self.curves.items():
-            if epoch in medians and row.get(STRAGGLER_TIME) is not None:
-                per_trial.setdefault(trial, []).append(row[STRAGGLER_TIME] / max(medians[epoch], 1e-9))
+            times, own = by_epoch.get(epoch, []), row.get(STRAGGLER_TIME)
+            if own is not None and len(times) >= 3:
+                peers = _median_without(times, own)
+                per_trial.setdefault(trial, []).append(own / max(peers, 1e-9))
         return {trial: statistics.median(ratios) for trial, ratios in per_trial.items()}
 
     def result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,

@@ -47,13 +47,19 @@ class _TuneReporter:
         self.constraints = constraints
         self.faults = faults
         self.node_id = ray.get_runtime_context().get_node_id()
-        self._last = time.perf_counter()
+        self._created = time.perf_counter()
+        self._last: float | None = None  # when the previous report of this attempt returned
 
     def report(self, epoch: int, metrics: Mapping[str, float], state: Mapping[str, Any] | None = None) -> None:
+        arrived = time.perf_counter()
+        if self._last is None:
+            # An attempt's first epoch is timed from the epoch's start (the recipe measures it), not from the
+            # set-up before it: a fresh worker's imports, data and checkpoint restore would make every first
+            # trial on a worker, and every resumed one, look like a straggler.
+            self._last = arrived - metrics.get("epoch_time_s", arrived - self._created)
         if self.faults is not None and self.faults.rules:
-            # "k times slower" means k times the epoch's own training time (the recipe measures it), not the
-            # set-up before a trial's first epoch
-            self.faults.before_report(epoch, metrics.get("epoch_time_s", time.perf_counter() - self._last))
+            # "k times slower" means k times the epoch's own training time, not the set-up before it
+            self.faults.before_report(epoch, metrics.get("epoch_time_s", arrived - self._last))
         now = time.perf_counter()
         # Wall time since the previous report as this worker saw it: what a slow node or a straggler shows.
         wall, self._last = now - self._last, now

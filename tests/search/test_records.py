@@ -47,3 +47,18 @@ def test_parquet_tables(tmp_path):
     assert [(c["trial"], c["epoch"]) for c in curves] == [(0, 1), (0, 2), (0, 3), (1, 1)]
     assert curves[2]["val_loss"] == 0.6 and curves[3]["val_accuracy"] is None
     assert records.counts()["COMPLETE"] == 1 and records.best().number == 0
+
+
+def test_a_straggler_is_judged_against_its_peers_not_itself():
+    records = ExperimentRecords("val_loss", "min")
+    walls = {0: [0.4, 0.4, 0.4], 1: [0.1, 0.1, 0.12], 2: [0.1, 0.12, 0.1], 3: [0.11]}  # trial 0: 4x slower
+    for number, times in walls.items():
+        records.started(number, f"t{number}", number, {}, 3)
+        for epoch, wall in enumerate(times, start=1):
+            records.result(number, epoch, {"val_loss": 0.5, "epoch_wall_s": wall}, None)
+    ratios = records.straggler_ratios()
+    # with three trials at epochs 2 and 3, a median that counted trial 0 itself would be 0.12: ratio 3.3, not 4
+    assert ratios[0] > 3.5 and all(ratios[n] < 1.5 for n in (1, 2, 3))
+    records.started(4, "t4", 4, {}, 3)
+    records.result(4, 1, {"val_loss": 0.5}, None)  # no wall time reported: not judged
+    assert 4 not in records.straggler_ratios()
