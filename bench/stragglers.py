@@ -1,7 +1,7 @@
 """Stragglers, measured: the same budget with and without slow trials, ASHA (Ray's promotion on arrival, and
 ours in trial-number order) against synchronous HyperBand, four trials at a time.
 
-    python bench/stragglers.py [--trials 24] [--scenario trials|node|both] [--repeats 3]
+    python bench/stragglers.py [--trials 24] [--scenario trials|node|both] [--repeats 3] [--variants a,b]
 
 Two scenarios. ``trials``: on local Ray, a quarter of the trials (a seeded draw, the same in every variant) train
 4x slower (`faults: [{fraction: 0.25, slow: 4}]`). ``node``: on a four-node Ray cluster on this machine
@@ -69,17 +69,18 @@ VARIANTS = (("asha-clean", ASHA, False), ("asha-slow", ASHA, True), ("ordered-cl
             ("ordered-slow", ORDERED, True), ("hb-slow", HYPERBAND, True))
 
 
-def repeat(folder: Path, scenario: str, trials: int, faults: list, cpus: float, repeats: int) -> list[list[tuple]]:
-    """``repeats`` rounds of every variant in VARIANTS."""
+def repeat(folder: Path, scenario: str, trials: int, faults: list, cpus: float, repeats: int,
+           names: list[str]) -> list[list[tuple]]:
+    """``repeats`` rounds of the variants ``names`` (of VARIANTS), in VARIANTS' order within a round."""
     return [[variant(folder, f"{scenario}-{name}-{r}", trials, scheduler, faults if slow else [], cpus)
-             for name, scheduler, slow in VARIANTS] for r in range(repeats)]
+             for name, scheduler, slow in VARIANTS if name in names] for r in range(repeats)]
 
 
-def report(title: str, rounds: list[list[tuple]]) -> None:
+def report(title: str, rounds: list[list[tuple]], chosen: list[str]) -> None:
     def spread(values: list[float], unit: str = "") -> str:
         return f"median {statistics.median(values):5.2f}{unit} (range {min(values):.2f}-{max(values):.2f})"
 
-    names = [name for name, _, _ in VARIANTS]
+    names = [name for name, _, _ in VARIANTS if name in chosen]
     print(title)
     for variants in rounds:
         print("  round: " + " | ".join(f"{name} {v[0]:5.1f} s {v[1]}" for name, v in zip(names, variants)))
@@ -93,6 +94,8 @@ def report(title: str, rounds: list[list[tuple]]) -> None:
     for slow, clean, label in (("asha-slow", "asha-clean", "ASHA (async promotion)"),
                                ("ordered-slow", "ordered-clean", "ASHA (ordered promotion)"),
                                ("hb-slow", "asha-clean", "HyperBand (sync) vs ASHA async clean")):
+        if slow not in at or clean not in at:
+            continue
         pairs = list(zip(column(slow), column(clean)))
         per_epoch = list(zip(column(slow, lambda v: v[0] / v[1]["epochs"]), column(clean, lambda v: v[0] / v[1]["epochs"])))
         slots = list(zip(column(slow, lambda v: v[1]["slot_s"]), column(clean, lambda v: v[1]["slot_s"])))
@@ -101,18 +104,18 @@ def report(title: str, rounds: list[list[tuple]]) -> None:
               f"slot-time floor {spread([a / b for a, b in slots])}")
 
 
-def slow_trials(folder: Path, trials: int, repeats: int) -> None:
+def slow_trials(folder: Path, trials: int, repeats: int, names: list[str]) -> None:
     # four trial slots: half a CPU each on two cores
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
-        rounds = repeat(folder, "trials", trials, SLOW_TRIALS, 0.5, repeats)
+        rounds = repeat(folder, "trials", trials, SLOW_TRIALS, 0.5, repeats, names)
     finally:
         ray.shutdown()
     report(f"quickstart CNN, {trials} trials, 12 epochs max, 4 at a time on 2 CPUs; "
-           "stragglers: 25 % of trials 4x slower", rounds)
+           "stragglers: 25 % of trials 4x slower", rounds, names)
 
 
-def slow_node(folder: Path, trials: int, repeats: int) -> None:
+def slow_node(folder: Path, trials: int, repeats: int, names: list[str]) -> None:
     from ray.cluster_utils import Cluster
 
     # four one-slot nodes on this machine's two cores; one of them offers `slow_node`, and trials there crawl
@@ -122,12 +125,12 @@ def slow_node(folder: Path, trials: int, repeats: int) -> None:
             cluster.add_node(num_cpus=1, resources={"slow_node": 1} if i == 0 else {})
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
-        rounds = repeat(folder, "node", trials, SLOW_NODE, 1, repeats)
+        rounds = repeat(folder, "node", trials, SLOW_NODE, 1, repeats, names)
     finally:
         ray.shutdown()
         cluster.shutdown()
     report(f"quickstart CNN, {trials} trials, 12 epochs max, 4 one-slot nodes on 2 CPUs; "
-           "stragglers: one node 4x slower", rounds)
+           "stragglers: one node 4x slower", rounds, names)
 
 
 def main() -> None:
@@ -135,12 +138,18 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--scenario", choices=("trials", "node", "both"), default="both")
     parser.add_argument("--repeats", type=int, default=3)
+    every = [name for name, _, _ in VARIANTS]
+    parser.add_argument("--variants", default=",".join(every),
+                        help=f"comma-separated subset of {','.join(every)} (default: all)")
     args = parser.parse_args()
+    names = args.variants.split(",")
+    if not names or set(names) - set(every):
+        parser.error(f"--variants: unknown {sorted(set(names) - set(every))}; choose from {','.join(every)}")
     with tempfile.TemporaryDirectory(prefix="hypernas-stragglers-") as folder:
         if args.scenario in ("trials", "both"):
-            slow_trials(Path(folder), args.trials, args.repeats)
+            slow_trials(Path(folder), args.trials, args.repeats, names)
         if args.scenario in ("node", "both"):
-            slow_node(Path(folder), args.trials, args.repeats)
+            slow_node(Path(folder), args.trials, args.repeats, names)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
@@ -32,8 +33,13 @@ def journal(folder: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
 
 
-def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path):
+# async: Ray's ASHA (the default); ordered: trials parked undecided at a rung when the driver dies must be decided
+# again on resume (rungs rebuilt from the decision log), and none may resume undecided
+@pytest.mark.parametrize("promotion", ["async", "ordered"])
+def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path, promotion):
     config = tiny_config("crash", budget={"trials": TRIALS, "max_concurrent": 2},
+                         scheduler={"type": "asha", "max_epochs": 4, "grace_period": 1, "reduction_factor": 2,
+                                    "promotion": promotion},
                          faults=[{"trials": list(range(TRIALS)), "slow": 40}])  # trials long enough to die mid-way
     path = tmp_path / "crash.yaml"
     path.write_text(yaml.safe_dump(config))

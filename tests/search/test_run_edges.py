@@ -22,7 +22,8 @@ def test_a_failing_trial_is_failed_with_its_traceback_and_the_rest_go_on(ray_ses
     config = tiny_config("failing", trainer="tests.helpers:failing_train",
                          space={"x": {"type": "float", "low": 0.0, "high": 1.0}},
                          metric={"name": "val_loss", "mode": "min"}, searcher="random",
-                         scheduler={"type": "none", "max_epochs": 3}, budget={"trials": 6, "max_concurrent": 2})
+                         scheduler={"type": "none", "max_epochs": 3}, budget={"trials": 6, "max_concurrent": 2},
+                         tolerance={"max_retries": 0})  # retries: test_fault_tolerance; each costs a new worker here
     result = run_experiment(config, workdir=tmp_path, stream=io.StringIO())
     rows = read_trials(result.folder)
     assert len(rows) == 6
