@@ -188,8 +188,8 @@ class ExperimentRecords:
         """Per trial: the median over its epochs of its epoch wall time (``epoch_wall_s``, as its worker saw it)
         divided by its *peers'* median wall time at that epoch (the other trials', so a straggler never pulls
         its own yardstick up), counting epochs that at least two peers reached. Trials with no such epoch are
-        left out. Fidelity is counted in epochs, so a slow node changes these ratios — never which trials are
-        promoted."""
+        left out. Fidelity is counted in epochs, so a slow node changes these ratios, not the rungs (with
+        ``promotion: ordered``, not which trials are promoted either)."""
         by_epoch: dict[int, list[float]] = {}
         for (_, epoch), row in self.curves.items():
             if row.get(STRAGGLER_TIME) is not None:
