@@ -20,6 +20,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from search.redaction import NAME_MASK, redact, redactor
+
 log = logging.getLogger(__name__)
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in our output
 # MLflow's HTTP client would retry an unreachable server for minutes per call; we retry with our own backoff,
@@ -35,10 +37,11 @@ _PARAM_MAX_LEN = 6000
 _FLUSH_EVERY_S = 2.0
 _RETRIES = (0.5, 1.0, 2.0, 4.0)
 _OFFLINE_PROBE_S = 10.0  # while the store is unreachable, one write is tried this often; the rest are skipped
+_MAX_ERRORS = 50  # reasons kept for state.json (the counters count every write)
 
 # hypernas trial state -> MLflow run status (pruning is a normal end of a trial, not a failure)
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAILED": "FAILED", "STALLED": "FAILED",
-              "PREEMPTED": "KILLED"}
+              "PREEMPTED": "KILLED", "INTERRUPTED": "KILLED"}  # INTERRUPTED: Ctrl-C/SIGTERM; resume continues it
 
 
 def resolve_tracking_uri(configured: str | None, workdir: Path) -> str:
@@ -73,13 +76,19 @@ def experiment_id(client: MlflowClient, name: str, artifact_location: str | None
 
 
 def _clip(value: Any) -> str:
-    text = str(value)
+    text = redact(str(value))  # every param and tag value leaves masked (known secrets, URL passwords)
     return text if len(text) <= _PARAM_MAX_LEN else text[: _PARAM_MAX_LEN - 1] + "…"
 
 
 def _text_tags(tags: Mapping[str, Any]) -> dict[str, str]:
-    """Tag values as text (a REST tracking server accepts nothing else)."""
-    return {k: _clip(v) for k, v in tags.items() if v is not None}
+    """Tag values as text (a REST tracking server accepts nothing else), secret-named ones masked."""
+    return {k: _clip(v) for k, v in redact(dict(tags)).items() if v is not None}
+
+
+def _masked_metrics(metrics: list[Metric]) -> list[Metric]:
+    """Metric names with any known secret masked (``*`` is not allowed in a name: :data:`NAME_MASK`)."""
+    mask = redactor(mask=NAME_MASK)
+    return [m if (key := mask(m.key)) == m.key else Metric(key, m.value, m.timestamp, m.step) for m in metrics]
 
 
 def _chunks(items: list, size: int) -> list[list]:
@@ -89,10 +98,11 @@ def _chunks(items: list, size: int) -> list[list]:
 def log_batch(client: MlflowClient, run_id: str, metrics: list[Metric] = (), params: Mapping[str, Any] = {},
               tags: Mapping[str, Any] = {}) -> None:
     """``log_batch`` split to MLflow's per-call limits."""
-    param_list = [Param(k, _clip(v)) for k, v in params.items()]
-    tag_list = [RunTag(k, _clip(v)) for k, v in tags.items()]
-    for chunk in _chunks(list(metrics), _MAX_METRICS):
-        client.log_batch(run_id, metrics=chunk)
+    param_list = [Param(k, _clip(v)) for k, v in redact(dict(params)).items()]  # secret-named values masked
+    tag_list = [RunTag(k, _clip(v)) for k, v in redact(dict(tags)).items()]
+    for chunk in _chunks(_masked_metrics(list(metrics)), _MAX_METRICS):
+        if chunk:
+            client.log_batch(run_id, metrics=chunk)
     for chunk in _chunks(param_list, _MAX_PARAMS):
         if chunk:
             client.log_batch(run_id, params=chunk)
@@ -105,32 +115,54 @@ def log_batch(client: MlflowClient, run_id: str, metrics: list[Metric] = (), par
 class _Pending:
     run_id: str | None = None
     metrics: list[Metric] = field(default_factory=list)
+    reports: int = 0  # trial_metrics calls whose points are in ``metrics`` (each counts as one write)
+
+
+class _RunMissing(Exception):
+    """A write for a trial whose child run was never created (its creation was lost): it cannot land."""
 
 
 class TrackingWriter:
     """Writes one experiment to MLflow from a background thread.
 
     ``start()`` creates the parent run synchronously (so a broken tracking URI fails before any trial runs);
-    every later call only enqueues work. A write that still fails after retries with backoff puts the writer
-    offline: later writes are skipped (counted in ``dropped``) except one probe every few seconds, until the
-    store answers again. Nothing is lost for good — the experiment's own records are complete, and
-    :func:`backfill` writes whatever MLflow is missing. ``close()`` flushes everything and ends the parent run.
+    every later call only enqueues work. A write that raises — anything, not only MLflow's errors — is retried
+    with backoff; one that still fails puts the writer offline: later writes are skipped except one probe every
+    few seconds, until the store answers again. The thread never ends on an error.
+
+    Every write is counted: ``enqueued`` (handed to the writer; each ``trial_metrics`` call is one), ``landed``
+    (written), ``dropped`` (failed or skipped, with the reasons in ``errors``) and ``unflushed`` (still waiting
+    when ``close`` gave up). :attr:`complete` is true only when every write landed. Nothing is lost for good —
+    the experiment's own records are complete, and :func:`backfill` writes whatever MLflow is missing.
     """
 
-    def __init__(self, uri: str, experiment: str, artifact_location: str | None) -> None:
+    def __init__(self, uri: str, experiment: str, artifact_location: str | None, *,
+                 retry_delays: tuple[float, ...] = _RETRIES, offline_probe_s: float = _OFFLINE_PROBE_S) -> None:
         self.uri = uri
         self.client = client_for(uri)
         self.experiment_name = experiment
         self.experiment_id = experiment_id(self.client, experiment, artifact_location)
         self.parent_run_id: str | None = None
-        self._queue: "queue.Queue[Callable[[], None] | None]" = queue.Queue()
+        self._queue: "queue.Queue[tuple[Callable[[], None], str] | None]" = queue.Queue()
         self._trials: dict[int, _Pending] = {}  # open trials: run id and metrics not yet sent
         self._run_ids: dict[int, str] = {}  # every trial's child run, open or ended
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the trial maps and the counters (the driver and the thread use both)
         self._thread: threading.Thread | None = None
-        self.errors: list[str] = []
+        self._gave_up = threading.Event()  # close() timed out: the thread starts nothing more
+        self._retry_delays = tuple(retry_delays)
+        self._offline_probe_s = offline_probe_s
+        self.errors: list[str] = []  # the first _MAX_ERRORS reasons a write did not land
+        self.enqueued = 0
+        self.landed = 0
         self.dropped = 0
+        self.unflushed = 0
         self._offline_until = 0.0
+
+    @property
+    def complete(self) -> bool:
+        """Whether every write handed to the writer has landed in MLflow (none failed, skipped or left queued)."""
+        with self._lock:
+            return self.dropped == 0 and self.unflushed == 0 and self.landed == self.enqueued
 
     # -- driver-side API (non-blocking after start) ---------------------------------------------------------------
     def start(self, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any],
@@ -143,24 +175,30 @@ class TrackingWriter:
             self.parent_run_id = run.info.run_id
             log_batch(self.client, self.parent_run_id, params=params)
             for name, text in texts.items():
-                self.client.log_text(self.parent_run_id, text, name)
+                self.client.log_text(self.parent_run_id, redact(text), name)
         self._thread = threading.Thread(target=self._loop, name="hypernas-mlflow", daemon=True)
         self._thread.start()
         return self.parent_run_id
 
+    def _put(self, op: Callable[[], None], what: str) -> None:
+        with self._lock:
+            self.enqueued += 1
+        self._queue.put((op, what))
+
     def trial_started(self, number: int, run_name: str, params: Mapping[str, Any], tags: Mapping[str, Any]) -> None:
         with self._lock:
-            self._trials[number] = _Pending()
+            pending = self._trials[number] = _Pending()
 
         def op() -> None:
-            run = self.client.create_run(
-                self.experiment_id, run_name=run_name, tags=_text_tags({PARENT_ID_TAG: self.parent_run_id, **tags}),
-            )
-            log_batch(self.client, run.info.run_id, params=params)
-            with self._lock:
-                self._trials[number].run_id = run.info.run_id
-                self._run_ids[number] = run.info.run_id
-        self._queue.put(op)
+            if pending.run_id is None:  # a retry after a failed log_batch must not create a second run
+                run = self.client.create_run(
+                    self.experiment_id, run_name=run_name,
+                    tags=_text_tags({PARENT_ID_TAG: self.parent_run_id, **tags}),
+                )
+                with self._lock:
+                    pending.run_id = self._run_ids[number] = run.info.run_id
+            log_batch(self.client, pending.run_id, params=params)
+        self._put(op, f"create the run of trial {number}")
 
     def adopt(self, number: int, run_id: str) -> None:
         """Continue writing to an existing child run (a resumed experiment's trial)."""
@@ -172,30 +210,52 @@ class TrackingWriter:
         """Delete a trial's child run: the trial will never run (see ``Monitor.finish``)."""
         def op() -> None:
             with self._lock:
-                self._trials.pop(number, None)
-                run_id = self._run_ids.pop(number, None)
+                run_id = self._run_ids.get(number)
             if run_id is not None:
                 self.client.delete_run(run_id)
-        self._queue.put(op)
+            with self._lock:
+                pending = self._trials.pop(number, None)
+                self._run_ids.pop(number, None)
+                if pending is not None:  # its metrics have nowhere to go, by design: nothing is missing
+                    self.landed += pending.reports
+        self._put(op, f"delete the run of trial {number}")
 
     def trial_metrics(self, number: int, step: int, metrics: Mapping[str, float], timestamp_ms: int) -> None:
         batch = [Metric(k, float(v), timestamp_ms, step) for k, v in metrics.items() if v == v]
         with self._lock:
+            self.enqueued += 1
             pending = self._trials.get(number)
-            if pending is not None:
-                pending.metrics.extend(batch)
+            if pending is None:  # no open run to send them to (the trial has ended, or was never started)
+                self._lost(1, f"metrics of trial {number} at epoch {step}: the trial has no open run")
+                return
+            pending.metrics.extend(batch)
+            pending.reports += 1
 
     def trial_ended(self, number: int, state: str, tags: Mapping[str, Any], texts: Mapping[str, str] = {}) -> None:
         def op() -> None:
             with self._lock:
-                pending = self._trials.pop(number, None)
-            if pending is None or pending.run_id is None:
-                return
-            log_batch(self.client, pending.run_id, metrics=pending.metrics, tags=tags)
+                pending = self._trials.get(number)
+                if pending is None or pending.run_id is None:
+                    raise _RunMissing(f"trial {number} has no MLflow run (its creation did not land)")
+                # the metrics not sent yet go first; if they fail they go back (for a retry or a later flush)
+                metrics, reports, pending.metrics, pending.reports = pending.metrics, pending.reports, [], 0
+            if reports:
+                try:
+                    log_batch(self.client, pending.run_id, metrics=metrics)
+                except BaseException:
+                    with self._lock:
+                        pending.metrics[:0], pending.reports = metrics, pending.reports + reports
+                    raise
+                with self._lock:
+                    self.landed += reports
+            log_batch(self.client, pending.run_id, tags=tags)
             for name, text in texts.items():
-                self.client.log_text(pending.run_id, text, name)
+                self.client.log_text(pending.run_id, redact(text), name)
             self.client.set_terminated(pending.run_id, RUN_STATUS.get(state, "FINISHED"))
-        self._queue.put(op)
+            with self._lock:
+                if self._trials.get(number) is pending and not pending.reports:
+                    del self._trials[number]
+        self._put(op, f"end the run of trial {number}")
 
     def trial_notes(self, number: int, tags: Mapping[str, Any], texts: Mapping[str, str] = {}) -> None:
         """Tags and text artifacts on a trial's run, open or ended (a failed attempt, a later verdict on it)."""
@@ -203,82 +263,133 @@ class TrackingWriter:
             with self._lock:
                 run_id = self._run_ids.get(number)
             if run_id is None:
-                return
+                raise _RunMissing(f"trial {number} has no MLflow run (its creation did not land)")
             log_batch(self.client, run_id, tags=tags)
             for name, text in texts.items():
-                self.client.log_text(run_id, text, name)
-        self._queue.put(op)
+                self.client.log_text(run_id, redact(text), name)
+        self._put(op, f"notes on trial {number}")
 
     def parent_tags(self, tags: Mapping[str, Any]) -> None:
-        self._queue.put(lambda: log_batch(self.client, self.parent_run_id, tags=tags))
+        self._put(lambda: log_batch(self.client, self.parent_run_id, tags=tags), "tag the experiment's run")
 
     def parent_metrics(self, metrics: Mapping[str, float]) -> None:
         now = int(time.time() * 1000)
-        self._queue.put(lambda: log_batch(self.client, self.parent_run_id, metrics=[
-            Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and v == v]))
+        self._put(lambda: log_batch(self.client, self.parent_run_id, metrics=[
+            Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and v == v]),
+            "log the experiment's metrics")
 
     def parent_artifact(self, path: Path) -> None:
-        self._queue.put(lambda: self.client.log_artifact(self.parent_run_id, str(path)))
+        self._put(lambda: self.client.log_artifact(self.parent_run_id, str(path)), f"upload {path.name}")
 
-    def close(self, status: str = "FINISHED") -> None:
-        """Flush everything queued, then end the parent run with ``status``."""
-        if self._thread is None:
-            return
-        self._queue.put(None)
-        self._thread.join()
-        self._thread = None
-        if self.parent_run_id is not None:
-            self._retry(lambda: self.client.set_terminated(self.parent_run_id, status), "end parent run")
+    def close(self, status: str = "FINISHED", timeout_s: float | None = None) -> bool:
+        """Flush everything queued and end the parent run with ``status``; return :attr:`complete`.
+
+        With ``timeout_s`` (e.g. on SIGTERM) it waits at most that long: what has not landed by then is counted
+        in ``unflushed`` (so the result is False), the writer thread starts no further write, and
+        ``hypernas sync`` writes the rest later from the records.
+        """
+        if self._thread is not None:
+            if self.parent_run_id is not None:
+                parent = self.parent_run_id
+                self._put(lambda: self.client.set_terminated(parent, status), "end the experiment's run")
+            self._queue.put(None)
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                self._gave_up.set()
+                with self._lock:
+                    self.unflushed = self.enqueued - self.landed - self.dropped
+                message = (f"MLflow writer gave up after {timeout_s:g} s with {self.unflushed} writes not flushed; "
+                           "`hypernas sync` writes them from the records")
+                self._note(message)
+                log.warning(message)
+            self._thread = None
+        return self.complete
 
     # -- the writer thread ------------------------------------------------------------------------------------------
-    def _flush_metrics(self) -> None:
+    def _note(self, message: str) -> str:
+        """Keep ``message`` (masked: an error's text may quote a credential) for ``state.json``; return it."""
+        message = redact(message)
+        if len(self.errors) < _MAX_ERRORS:
+            self.errors.append(message)
+        return message
+
+    def _lost(self, writes: int, why: str) -> None:
+        """Count ``writes`` that will never land (caller holds the lock)."""
+        self.dropped += writes
+        self._note(f"MLflow write lost: {why}")
+
+    def _flush_metrics(self, final: bool = False) -> None:
         with self._lock:
-            ready = [(p.run_id, p.metrics) for p in self._trials.values() if p.run_id and p.metrics]
+            ready = [(p.run_id, p.metrics, p.reports) for p in self._trials.values() if p.run_id and p.reports]
             for pending in self._trials.values():
                 if pending.run_id:
-                    pending.metrics = []
-        for run_id, metrics in ready:
-            self._retry(lambda r=run_id, m=metrics: log_batch(self.client, r, metrics=m), "log metrics")
+                    pending.metrics, pending.reports = [], 0
+                elif final and pending.reports:  # its run was never created: these can never be sent
+                    self._lost(pending.reports, "metrics of a trial whose run was never created")
+                    pending.metrics, pending.reports = [], 0
+        for run_id, metrics, reports in ready:
+            if self._gave_up.is_set():
+                return
+            self._retry(lambda r=run_id, m=metrics: log_batch(self.client, r, metrics=m), "log metrics", reports)
 
     def _loop(self) -> None:
         last_flush = time.monotonic()
-        while True:
+        while not self._gave_up.is_set():
             try:
-                op = self._queue.get(timeout=_FLUSH_EVERY_S)
+                item = self._queue.get(timeout=_FLUSH_EVERY_S)
             except queue.Empty:
-                op = ...
-            if op is None:
-                self._flush_metrics()
+                item = ...
+            try:
+                if item is None:
+                    self._flush_metrics(final=True)
+                elif item is not ...:
+                    self._retry(*item)
+                if item is not None and time.monotonic() - last_flush >= _FLUSH_EVERY_S:
+                    self._flush_metrics()
+                    last_flush = time.monotonic()
+            except BaseException as err:  # noqa: BLE001 - a bug of ours must not end the writer silently
+                message = f"MLflow writer error ({type(err).__name__}: {err})"
+                with self._lock:
+                    self.dropped += 1
+                    message = self._note(message)
+                log.warning(message)
+            if item is None:
                 return
-            if op is not ...:
-                self._retry(op, "write")
-            if time.monotonic() - last_flush >= _FLUSH_EVERY_S:
-                self._flush_metrics()
-                last_flush = time.monotonic()
 
-    def _retry(self, op: Callable[[], None], what: str) -> None:
+    def _retry(self, op: Callable[[], None], what: str, writes: int = 1) -> bool:
+        """Run one write: retried with backoff on any exception, then offline. True when it landed."""
         if self._offline_until and time.monotonic() < self._offline_until:
-            self.dropped += 1  # offline: skipped now, back-filled later from the records
-            return
+            with self._lock:
+                self.dropped += writes  # offline: skipped now, back-filled later from the records
+            return False
         offline = bool(self._offline_until)
-        for delay in (None,) if offline else (*_RETRIES, None):  # offline: one probe, no retries
+        for delay in (None,) if offline else (*self._retry_delays, None):  # offline: one probe, no retries
             try:
                 op()
-            except (MlflowException, OSError, ConnectionError) as err:
+            except _RunMissing as err:  # no retry can help, and the store is fine
+                with self._lock:
+                    self._lost(writes, f"{what}: {err}")
+                return False
+            except Exception as err:  # noqa: BLE001 - any failure, MLflow's or not, is counted, never fatal
                 if delay is not None:
-                    time.sleep(delay)
+                    if self._gave_up.wait(delay):  # close() stopped waiting: this write stays unflushed
+                        return False
                     continue
-                if not offline:
-                    message = f"MLflow {what} failed after retries ({err}); writing goes offline, records stay complete"
-                    self.errors.append(message)
-                    log.warning(message)
-                self._offline_until = time.monotonic() + _OFFLINE_PROBE_S
-                self.dropped += 1
-                return
+                with self._lock:
+                    self.dropped += writes
+                    if not offline:
+                        message = (f"MLflow {what} failed after retries ({type(err).__name__}: {err}); "
+                                   "writing goes offline, records stay complete")
+                        log.warning(self._note(message))
+                self._offline_until = time.monotonic() + self._offline_probe_s
+                return False
             if offline:
                 log.warning("MLflow answers again; writing resumes (`hypernas sync` back-fills what was skipped)")
             self._offline_until = 0.0
-            return
+            with self._lock:
+                self.landed += writes
+            return True
+        return False
 
 
 @dataclass
@@ -293,12 +404,14 @@ class TrialSnapshot:
     timestamps_ms: Mapping[int, int]  # epoch -> when it was reported
     state: str
     end_tags: Mapping[str, Any] | None = None  # None while the trial runs
+    texts: Mapping[str, str] = field(default_factory=dict)  # text artifacts (a traceback, failed attempts)
 
 
 def backfill(uri: str, experiment: str, parent_run_id: str,
              trials: list[TrialSnapshot]) -> tuple[dict[int, str], dict[str, int]]:
-    """Make MLflow hold every trial of ``trials``: create missing child runs, log missing per-epoch metrics, set
-    final tags and statuses. Idempotent. Returns ``(trial number → child run id, counts of what was written)``."""
+    """Make MLflow hold every trial of ``trials`` and no other: create missing child runs, log missing per-epoch
+    metrics and text artifacts, set final tags and statuses, delete the runs of trials the records dropped.
+    Idempotent. Returns ``(trial number → child run id, counts of what was written)``."""
     client = client_for(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
@@ -309,6 +422,11 @@ def backfill(uri: str, experiment: str, parent_run_id: str,
         if number is not None and int(number) not in existing:
             existing[int(number)] = run
     ids, counts = {}, {"runs_created": 0, "metrics_added": 0, "runs_closed": 0}
+    recorded = {trial.number for trial in trials}
+    for number, run in existing.items():
+        if number not in recorded:  # forgotten by the records (it will never run); the writer's delete was lost
+            client.delete_run(run.info.run_id)
+            counts["runs_deleted"] = counts.get("runs_deleted", 0) + 1
     for trial in trials:
         run = existing.get(trial.number)
         if run is None:
@@ -327,12 +445,28 @@ def backfill(uri: str, experiment: str, parent_run_id: str,
                    if (key, epoch) not in have and value == value]
         log_batch(client, run_id, metrics=missing)
         counts["metrics_added"] += len(missing)
+        if trial.texts:
+            have_texts = {artifact.path for artifact in client.list_artifacts(run_id)}
+            for name, text in trial.texts.items():
+                if name not in have_texts:
+                    client.log_text(run_id, redact(text), name)
+                    counts["texts_added"] = counts.get("texts_added", 0) + 1
         if trial.end_tags is not None:
             log_batch(client, run_id, tags=trial.end_tags)
             if status == "RUNNING":
                 client.set_terminated(run_id, RUN_STATUS.get(trial.state, "FINISHED"))
                 counts["runs_closed"] += 1
     return ids, counts
+
+
+def parent_end(uri: str, run_id: str, tags: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
+    """The experiment's final tags and metrics on its parent run (a metric only when it does not hold that value
+    yet, so that repeating this adds no points)."""
+    client = client_for(uri)
+    held = client.get_run(run_id).data.metrics
+    now = int(time.time() * 1000)
+    log_batch(client, run_id, tags=tags, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()
+                                                  if v is not None and v == v and held.get(k) != float(v)])
 
 
 def finish_parent(uri: str, run_id: str, status: str) -> None:
@@ -373,7 +507,7 @@ def log_to_run(uri: str, run_id: str, *, metrics: Mapping[str, float] = {}, step
     log_batch(client, run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()], params=params,
               tags=tags)
     for name, text in texts.items():
-        client.log_text(run_id, text, name)
+        client.log_text(run_id, redact(text), name)
 
 
 __all__ = ["TrackingWriter", "default_artifact_location", "find_runs", "log_to_run",

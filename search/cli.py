@@ -1,17 +1,22 @@
 """``hypernas`` command line. Exit codes: 0 ok, 1 failure while running, 2 bad input (nothing created),
-3 refused (the sealed test split was already opened)."""
+3 refused (the sealed test split was already opened), 128 + the signal's number when interrupted (130 Ctrl-C,
+143 SIGTERM)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from search.config import ConfigError, load_config
+from search.config import ConfigError, load_config, validate_name
+from search.redaction import redact, secret_overrides_from_env
 from search.workdir import DEFAULT_WORKDIR, existing_experiment
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
@@ -27,7 +32,9 @@ def _print_json(data: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from search.experiment import run_experiment
 
-    result = run_experiment(args.config, workdir=args.workdir, name=args.name, seed=args.seed, overrides=args.set,
+    # `hypernas submit` passes --set items that hold secrets through the job's runtime env, not its entrypoint
+    overrides = [*args.set, *secret_overrides_from_env()]
+    result = run_experiment(args.config, workdir=args.workdir, name=args.name, seed=args.seed, overrides=overrides,
                             overwrite=args.overwrite, address=args.address)
     return EXIT_OK if result.counts.get("COMPLETE", 0) or result.counts.get("PRUNED", 0) else EXIT_FAILED
 
@@ -44,7 +51,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     folder = existing_experiment(args.workdir, args.name)
     counts = sync_tracking(folder)
-    print(f"MLflow holds everything {args.name!r} recorded ({folder.read_state()['tracking_uri']}): "
+    print(f"MLflow holds everything {args.name!r} recorded ({redact(folder.read_state()['tracking_uri'])}): "
           f"{counts['runs_created']} runs created, {counts['metrics_added']} metric values added, "
           f"{counts['runs_closed']} runs closed")
     return EXIT_OK
@@ -68,8 +75,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides=args.set, name=args.name, seed=args.seed)
-    print(f"# {args.config}: valid. Resolved configuration:")
-    print(cfg.to_yaml(), end="")
+    from spaces import dump_yaml
+
+    print(redact(f"# {args.config}: valid. Resolved configuration (secrets masked):"))
+    print(dump_yaml(redact(cfg.to_dict())), end="")
     return EXIT_OK
 
 
@@ -107,23 +116,58 @@ def cmd_best(args: argparse.Namespace) -> int:
     from search.redaction import redact
     from search.selection import best_trial
 
-    winner = best_trial(args.workdir, args.name)
+    winner = best_trial(args.workdir, args.name, allow_interrupted=args.allow_interrupted)
     _print_json({**winner, "params": redact(winner["params"])})
     return EXIT_OK
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    from search.redaction import redact
     from search.selection import run_sealed_test
 
-    from search.redaction import redact
-
-    entry = run_sealed_test(args.workdir, args.name, force=args.force)
+    entry = run_sealed_test(args.workdir, args.name, force=args.force, allow_interrupted=args.allow_interrupted)
+    for warning in entry["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     _print_json({**entry, "params": redact(entry["params"])})
     metric, test_name = entry["validation_metric"], entry["test_metric"]
     if entry["optimism_gap"] is not None:
+        how = ("  (REPEAT: the identical model was scored before, by experiment "
+               f"{entry['repeat_of']['experiment']!r} at {entry['repeat_of']['opened_at_iso']}; nothing was opened)"
+               if entry["repeat"] else f"  (FORCED look #{entry['open']} at this split)" if entry["forced"] else "")
         print(f"\nwinner: trial {entry['trial']}  {metric}={entry['validation_value']:.4f}  "
-              f"{test_name}={entry['test_metrics'][test_name]:.4f}  optimism gap={entry['optimism_gap']:+.4f}"
-              f"{'  (FORCED re-open #' + str(entry['open']) + ')' if entry['forced'] else ''}")
+              f"{test_name}={entry['test_metrics'][test_name]:.4f}  optimism gap={entry['optimism_gap']:+.4f}{how}")
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from search.redaction import redact
+    from search.sealing import TestLedger
+
+    looks = TestLedger(args.workdir).looks()
+    if args.name is not None:
+        looks = [look for look in looks
+                 if look.experiment == args.name or any(r["experiment"] == args.name for r in look.repeats)]
+    rows = [{
+        "id": look.id, "split_sha256": look.split, "experiment": look.experiment, "trial": look.trial,
+        "model": look.model, "params": redact(look.record.get("params", {})), "opened_at": look.at,
+        "forced": look.forced, "status": look.status, "split_seed": look.record.get("split_seed"),
+        "test_metrics": (look.result or {}).get("test_metrics"),
+        "repeats": [{"experiment": r["experiment"], "trial": r["trial"], "at": r["at"]} for r in look.repeats],
+    } for look in looks]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        print(f"no test split was opened in {args.workdir}" + (f" by {args.name!r}" if args.name else ""))
+        return EXIT_OK
+    print(f"{'opened at':<25} {'split':<12} {'experiment':<20} {'trial':>5} {'look':<10} {'status':<10}  test metrics")
+    for row in rows:
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in (row["test_metrics"] or {}).items()) or "-"
+        print(f"{row['opened_at']:<25} {row['split_sha256'][:12]:<12} {row['experiment'][:20]:<20} "
+              f"{row['trial']:>5} {'forced' if row['forced'] else 'first':<10} {row['status']:<10}  {metrics}")
+        for repeat in row["repeats"]:
+            print(f"{repeat['at']:<25} {'':<12} {repeat['experiment'][:20]:<20} {repeat['trial']:>5} "
+                  f"{'repeat':<10} {'answered':<10}  (from the look above; nothing opened)")
     return EXIT_OK
 
 
@@ -134,7 +178,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         uri, run_id = child_run_for(args.workdir, args.target, args.trial)
     else:
         uri, run_id = default_uri(args.workdir, args.tracking_uri), args.target
-    print(f"replaying MLflow run {run_id} ({uri})", flush=True)
+    print(f"replaying MLflow run {run_id} ({redact(uri)})", flush=True)
     result = replay_run(uri, run_id)
     for key, (recorded, now) in result.environment_changes.items():
         print(f"warning: environment differs: {key}: recorded {recorded!r}, now {now!r}", file=sys.stderr)
@@ -186,8 +230,66 @@ def cmd_ui(args: argparse.Namespace) -> int:
     ]
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     print(f"MLflow UI on http://{args.host}:{args.port}  (store {store}); Ctrl-C stops it", flush=True)
-    os.execve(sys.executable, command, env)
-    return EXIT_FAILED  # pragma: no cover - execve does not return
+    return serve(command, env)
+
+
+class _Stop(Exception):
+    """Raised by ``serve``'s signal handler to end its wait for the server."""
+
+
+def serve(command: Sequence[str], env: dict[str, str], grace_s: float = 10.0) -> int:
+    """Run a server until it exits, or until SIGINT/SIGTERM: then end it with everything it started.
+
+    The server runs in its own process group (it may start workers of its own, as `mlflow server` does), so
+    ending it means ending the group: SIGTERM, then SIGKILL for whatever is left after ``grace_s`` (or at a
+    second signal). Returns the server's exit code, or 128 + the signal's number.
+    """
+    received: list[int] = []
+    started = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        received.append(signum)
+        if len(received) == 1 and started:
+            raise _Stop  # ends server.wait(); before the server exists, the check after Popen sees it
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    server = None
+    try:
+        server = subprocess.Popen(list(command), env=env, start_new_session=True)
+        started = True
+        if not received:
+            return server.wait()
+    except _Stop:
+        pass
+    finally:
+        if server is not None:
+            _end_group(server, grace_s, hurry=lambda: len(received) > 1)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 + received[0]
+
+
+def _end_group(leader: subprocess.Popen, grace_s: float, hurry: Callable[[], bool]) -> None:
+    """SIGTERM ``leader``'s process group, wait up to ``grace_s`` for it to empty, then SIGKILL what is left."""
+    try:
+        os.killpg(leader.pid, signal.SIGTERM)
+    except ProcessLookupError:  # nothing of the group is left
+        leader.wait()
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and not hurry():
+        leader.poll()  # reap the leader: a zombie leader would keep the group "alive"
+        try:
+            os.killpg(leader.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        try:
+            os.killpg(leader.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    leader.wait()
 
 
 # --- parser ----------------------------------------------------------------------------------------------------
@@ -211,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hypernas",
         description="Distributed hyperparameter and architecture search on Ray, tracked in MLflow, "
                     "with a sealed test split.",
-        epilog="Exit codes: 0 ok, 1 failure, 2 bad input (nothing created), 3 refused (test split already opened).",
+        epilog="Exit codes: 0 ok, 1 failure, 2 bad input (nothing created), 3 refused (test split already opened), "
+               "130/143 interrupted (Ctrl-C/SIGTERM; `hypernas resume NAME` continues a run).",
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -233,8 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--wait", action="store_true", help="stream the job's logs; exit with its result")
     submit.add_argument("--working-dir", default=".", help="folder shipped with the job (default: the current one)")
 
-    resume = verb("resume", cmd_resume, "finish experiment NAME after its driver died: finished trials stay, "
-                                        "running ones continue from their checkpoints")
+    resume = verb("resume", cmd_resume, "finish experiment NAME after its driver died or was interrupted (Ctrl-C, "
+                                        "SIGTERM): finished trials stay, running and interrupted ones continue "
+                                        "from their checkpoints")
     resume.add_argument("name")
     resume.add_argument("--address", help="Ray cluster address to join (default: RAY_ADDRESS, else a local Ray)")
 
@@ -251,10 +355,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     best = verb("best", cmd_best, "the winner of NAME chosen on the validation metric (JSON)")
     best.add_argument("name")
+    best.add_argument("--allow-interrupted", action="store_true",
+                      help="the best trial of an interrupted experiment so far (its budget was not spent)")
 
     test = verb("test", cmd_test, "retrain NAME's winner on train+validation and score the sealed test split, once")
     test.add_argument("name")
-    test.add_argument("--force", action="store_true", help="re-open a test split already opened (recorded as forced)")
+    test.add_argument("--force", action="store_true",
+                      help="open a test split already opened for another model (recorded as forced)")
+    test.add_argument("--allow-interrupted", action="store_true",
+                      help="test the best trial of an interrupted experiment (its budget was not spent)")
+
+    audit = verb("audit", cmd_audit, "the workdir's test-split ledger: every look at a sealed test split, forced "
+                                     "looks and repeats included (optionally only experiment NAME's)")
+    audit.add_argument("name", nargs="?")
+    audit.add_argument("--json", action="store_true", help="machine-readable output")
 
     export = verb("export", cmd_export, "write NAME's trials (or curves) table to a .parquet or .csv file")
     export.add_argument("name")
@@ -282,21 +396,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search.selection import SelectionError, TestSetAlreadyOpened
 
     try:
+        # Every verb's NAME (and --name) obeys the config's name rule before anything is built from it.
+        if getattr(args, "name", None) is not None:
+            validate_name(args.name)
+        if args.verb == "replay" and args.trial is not None:
+            validate_name(args.target)
         return args.handler(args)
     except ConfigError as err:
         print(f"hypernas: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TestSetAlreadyOpened as err:
-        print(f"hypernas: refused: {err}", file=sys.stderr)
+        print(f"hypernas: refused: {redact(str(err))}", file=sys.stderr)
         return EXIT_REFUSED
     except SelectionError as err:
-        print(f"hypernas: error: {err}", file=sys.stderr)
+        print(f"hypernas: error: {redact(str(err))}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("hypernas: interrupted", file=sys.stderr)
-        return 130
-    except Exception:  # noqa: BLE001 - last resort: show what broke, exit non-zero
-        traceback.print_exc()
+    except KeyboardInterrupt as err:  # search.interruption.Interrupted says which signal and how to resume
+        print(f"hypernas: {err or 'interrupted'}", file=sys.stderr)
+        return getattr(err, "exit_code", 128 + signal.SIGINT)
+    except Exception:  # noqa: BLE001 - last resort: show what broke (secrets masked), exit non-zero
+        sys.stderr.write(redact(traceback.format_exc()))
         return EXIT_FAILED
 
 

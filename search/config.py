@@ -28,6 +28,8 @@ The YAML format (all sections but ``space`` optional)::
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +38,9 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 from search.constraints import Constraint
-from search.redaction import looks_secret, redact_text
-from spaces import Constant, Int, Space, SpaceError, dump_yaml, load_yaml
-from trainers import DataSource, DigitsSource, Mnist1dSource, ParquetSource, check_space, resolve_trainer
+from search.redaction import REDACTED, looks_secret_path, redact, remember_secrets, secret_values
+from spaces import Constant, Int, Space, SpaceError, YamlDocumentError, dump_yaml, load_yaml
+from trainers import DEFAULT_SPLIT_SEED, DataSource, DigitsSource, Mnist1dSource, ParquetSource, check_space, resolve_trainer
 
 SEARCHERS = ("tpe", "random", "cmaes", "grid", "evolution")
 # Settings each scheduler takes besides ``type`` (read and written only for that scheduler).
@@ -51,41 +53,83 @@ SCHEDULER_SETTINGS = {
 SCHEDULERS = tuple(SCHEDULER_SETTINGS)
 PROMOTIONS = ("async", "ordered")  # ASHA: decide a rung on arrival (Ray's), or in trial-number order
 EPOCHS = "epochs"  # the space parameter that sets a trial's number of epochs
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+# An experiment's name is a folder under the workdir and an MLflow experiment name. Matched whole (fullmatch: a
+# trailing newline does not slip through ``$``); with no separator and no ``..`` it can never leave the workdir.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+NAME_RULE = "must start with a letter or digit and hold only letters, digits, _ . - (at most 128 characters, no '..')"
+
+# Upper bounds on sizes and times: far above any real experiment, low enough that a slip (three zeros too many,
+# .inf) fails here in a second instead of as hours of data generation, a sampler that never ends or a timer that
+# overflows. The README's "experiment file" section lists them.
+MAX_NUM_SAMPLES = 1_000_000   # data.num_samples (MNIST-1D rows generated in memory)
+MAX_TRIALS = 100_000          # budget.trials, and anything counted in trials (startup trials, population, ...)
+MAX_CONCURRENT = 10_000       # budget.max_concurrent
+MAX_EPOCHS = 10_000           # scheduler.max_epochs, and so every epoch count
+MAX_SECONDS = 366 * 24 * 3600  # time_budget_s, stall_timeout_s: a year
+MAX_RETRIES = 100             # tolerance.max_retries
+MAX_FACTOR = 1_000            # reduction_factor, straggler_factor, faults[].slow
+MAX_CPUS, MAX_GPUS = 1_024, 64  # resources per trial (a trial runs on one node)
+MAX_CUSTOM_RESOURCE = 1_000_000
+MAX_SEED = 2**63 - 1          # seeds are recorded as 64-bit integers
+MAX_CONFIG_VALUES = 100_000   # values in one config document (a Python dict sharing one list a million times)
+MAX_CONFIG_DEPTH = 20         # nesting of one config document (the YAML loader has the same limit)
+MAX_CONFIG_BYTES = 1 << 20    # an experiment file is a few kB
 _REQUIRED = object()
 
 
 class ConfigError(ValueError):
-    """Bad experiment input. ``path`` names the field (``budget.trials``); the message states the rule."""
+    """Bad experiment input. ``path`` names the field (``budget.trials``); the message states the rule.
+
+    Neither shows a secret: under a secret-named path (``space.api_token.choices``) the offending value is not
+    shown (the ``(got …)`` part and quoted values), and both go through :func:`~search.redaction.redact`, which
+    masks every known secret value (:func:`config_from_dict` makes the config's known first) and URL passwords.
+    """
+
+    _HIDDEN = "(got a value that is not shown: the setting looks like a secret)"
+    _QUOTED = re.compile(r"'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"")
 
     def __init__(self, path: str, rule: str) -> None:
-        if looks_secret(path.rsplit(".", 1)[-1]):
-            rule = re.sub(r"\(got .*\)$", "(got a value that is not shown: the setting looks like a secret)", rule)
-        self.path = path
-        self.rule = redact_text(rule)
-        super().__init__(f"{path}: {self.rule}" if path else self.rule)
+        if looks_secret_path(path):
+            rule = self._QUOTED.sub(REDACTED, re.sub(r"\(got .*\)", self._HIDDEN, rule, flags=re.DOTALL))
+        self.path = redact(path)
+        self.rule = redact(rule)
+        super().__init__(f"{self.path}: {self.rule}" if path else self.rule)
 
 
 # --- small checkers: each returns the (normalised) value or raises ConfigError ------------------------------------
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"an integer of {len(str(abs(value)))} digits"
+    if isinstance(value, (list, tuple, dict, set)) and len(repr(value)) > 200:
+        return f"a {type(value).__name__} of {len(value)} items"
     return f"{type(value).__name__} {value!r}" if not isinstance(value, (int, float, str)) else repr(value)
 
 
-def _int(low: int | None = None) -> Callable[[str, Any], int]:
+def _int(low: int | None = None, high: int | None = None) -> Callable[[str, Any], int]:
+    rule = "".join((f" >= {low}" if low is not None else "", f"{' and' if low is not None else ''} <= {high:_}"
+                    if high is not None else ""))
+
     def check(path: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
-            raise ConfigError(path, f"must be an integer{f' >= {low}' if low is not None else ''} (got {_describe(value)})")
+        if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low) or (
+                high is not None and value > high):
+            raise ConfigError(path, f"must be an integer{rule} (got {_describe(value)})")
         return value
     return check
 
 
-def _number(low: float, *, inclusive: bool) -> Callable[[str, Any], float]:
+def _number(low: float | None, *, inclusive: bool = True, high: float | None = None) -> Callable[[str, Any], float]:
+    """A finite int or float (``.inf`` and ``.nan`` never pass) above ``low`` and at most ``high``."""
+    rule = "".join((f" {'>=' if inclusive else '>'} {low}" if low is not None else "",
+                    f"{' and' if low is not None else ''} <= {high:_}" if high is not None else ""))
+
     def check(path: str, value: Any) -> float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok or not (value >= low if inclusive else value > low) or value != value:
-            raise ConfigError(path, f"must be a number {'>=' if inclusive else '>'} {low} (got {_describe(value)})")
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            isinstance(value, int) or math.isfinite(value))  # (an int is finite; isfinite(10**400) would overflow)
+        if not ok or (low is not None and not (value >= low if inclusive else value > low)) or (
+                high is not None and value > high):
+            raise ConfigError(path, f"must be a finite number{rule} (got {_describe(value)})")
         return value
     return check
 
@@ -106,6 +150,26 @@ def _str(path: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(path, f"must be a non-empty string (got {_describe(value)})")
     return value
+
+
+def _key(key: Any) -> str:
+    """A mapping key as it appears in an error's path: as written when it is plain text, else its repr (so a key
+    holding a newline or a control character cannot break the one-line message)."""
+    return key if isinstance(key, str) and key.isprintable() and key.strip() == key and key else repr(key) \
+        if isinstance(key, str) else str(key)
+
+
+def validate_name(name: Any, field: str = "name") -> str:
+    """``name`` if it can name an experiment — a folder directly under the workdir and an MLflow experiment —
+    else a :class:`ConfigError` naming ``field``. One rule for the config's ``name``, ``--name`` and every verb's
+    NAME: matched whole, so no path separator, no ``..``, nothing absolute and no trailing newline gets through.
+
+    >>> validate_name("quickstart")
+    'quickstart'
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(field, f"{NAME_RULE} (got {_describe(name)})")
+    return name
 
 
 def _choice(choices: Iterable[str]) -> Callable[[str, Any], str]:
@@ -154,7 +218,7 @@ class _Section:
     def finish(self) -> None:
         unknown = [k for k in self.raw if k not in self.known]
         if unknown:
-            raise ConfigError(self._at(str(unknown[0])), f"unknown setting (allowed here: {', '.join(self.known)})")
+            raise ConfigError(self._at(_key(unknown[0])), f"unknown setting (allowed here: {', '.join(self.known)})")
 
 
 # --- the config objects ----------------------------------------------------------------------------------------
@@ -366,15 +430,19 @@ class ExperimentConfig:
 def _parse_data(raw: Any) -> DataSource:
     section = _Section(raw, "data")
     source = section.take("source", _choice(("mnist1d", "digits", "parquet")), "mnist1d")
+    # decides the test rows, for every source, apart from the experiment seed (see trainers.data)
+    split_seed = section.take("split_seed", _split_seed, DEFAULT_SPLIT_SEED)
     if source == "mnist1d":
         result: DataSource = Mnist1dSource(
-            num_samples=section.take("num_samples", _int(100), 5000),
+            num_samples=section.take("num_samples", _int(100, MAX_NUM_SAMPLES), 5000),
             validation_fraction=section.take("validation_fraction", _fraction, 0.2),
+            split_seed=split_seed,
         )
     elif source == "digits":
         result = DigitsSource(
             test_fraction=section.take("test_fraction", _fraction, 0.2),
             validation_fraction=section.take("validation_fraction", _fraction, 0.2),
+            split_seed=split_seed,
         )
     else:
         path = section.take("path", _str)
@@ -386,9 +454,54 @@ def _parse_data(raw: Any) -> DataSource:
             features=section.take("features", _optional(_str_list), None),
             test_fraction=section.take("test_fraction", _fraction, 0.2),
             validation_fraction=section.take("validation_fraction", _fraction, 0.2),
+            split_seed=split_seed,
         )
     section.finish()
+    if isinstance(result, ParquetSource):
+        _check_parquet(result)
     return result
+
+
+def _check_parquet(source: ParquetSource) -> None:
+    """The table's schema against ``label`` and ``features`` — read from the file's footer (cheap), so that
+    ``validate`` and ``submit`` catch what ``run`` would, without reading the data."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with pq.ParquetFile(source.path) as table:
+            schema, rows = table.schema_arrow, table.metadata.num_rows
+    except (pa.ArrowException, OSError) as err:
+        raise ConfigError("data.path", f"must be a Parquet file ({' '.join(str(err).split())[:200]})") from None
+    columns = {field.name: field.type for field in schema}
+    if rows == 0:
+        raise ConfigError("data.path", "the Parquet file holds no rows")
+    if source.label not in columns:
+        raise ConfigError("data.label", f"column {source.label!r} is not in the Parquet file "
+                                        f"(columns: {', '.join(list(columns)[:20])})")
+    if pa.types.is_nested(columns[source.label]):
+        raise ConfigError("data.label", f"column {source.label!r} must hold class labels such as integers or "
+                                        f"strings (got {columns[source.label]})")
+    features = list(source.features) if source.features else [c for c in columns if c != source.label]
+    if not features:
+        raise ConfigError("data.features", f"the Parquet file has no feature columns besides {source.label!r}")
+    for name in features:
+        kind = columns.get(name)
+        if kind is None:
+            raise ConfigError("data.features", f"column {name!r} is not in the Parquet file")
+        if name == source.label:
+            raise ConfigError("data.features", f"must not include the label column {name!r}")
+        if features.count(name) > 1:
+            raise ConfigError("data.features", f"column {name!r} is listed twice")
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+                or pa.types.is_decimal(kind)):
+            raise ConfigError("data.features", f"every feature column must be numeric (column {name!r} is {kind})")
+
+
+def _split_seed(path: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise ConfigError(path, f"must be an integer in [0, 2**32) (got {_describe(value)})")
+    return value
 
 
 def _parse_metric(raw: Any, reported: tuple[str, ...] | None, trainer: str) -> MetricConfig:
@@ -411,7 +524,8 @@ def _parse_searcher(raw: Any, space: Space) -> SearcherConfig:
         raw = {"type": raw}
     section = _Section(raw, "searcher")
     kind = section.take("type", _choice(SEARCHERS), "tpe")
-    checks = {"n_startup_trials": _optional(_int(0)), "population_size": _int(2), "sample_size": _int(1)}
+    checks = {"n_startup_trials": _optional(_int(0, MAX_TRIALS)), "population_size": _int(2, MAX_TRIALS),
+              "sample_size": _int(1, MAX_TRIALS)}
     defaults = SearcherConfig()
     values = {key: section.take(key, checks[key], getattr(defaults, key)) for key in SEARCHER_SETTINGS[kind]}
     section.finish()
@@ -433,10 +547,10 @@ def _parse_scheduler(raw: Any) -> SchedulerConfig:
     section = _Section(raw, "scheduler")
     kind = section.take("type", _choice(SCHEDULERS), "asha")
     checks = {
-        "max_epochs": _int(1),
-        "grace_period": _int(1),
-        "reduction_factor": _number(1, inclusive=False),
-        "min_samples_required": _int(1),
+        "max_epochs": _int(1, MAX_EPOCHS),
+        "grace_period": _int(1, MAX_EPOCHS),
+        "reduction_factor": _number(1, inclusive=False, high=MAX_FACTOR),
+        "min_samples_required": _int(1, MAX_TRIALS),
         "promotion": _choice(PROMOTIONS),
     }
     defaults = SchedulerConfig()
@@ -454,9 +568,9 @@ def _parse_scheduler(raw: Any) -> SchedulerConfig:
 def _parse_budget(raw: Any) -> BudgetConfig:
     section = _Section(raw, "budget")
     budget = BudgetConfig(
-        trials=section.take("trials", _int(1), BudgetConfig.trials),
-        max_concurrent=section.take("max_concurrent", _optional(_int(1)), None),
-        time_budget_s=section.take("time_budget_s", _optional(_number(0, inclusive=False)), None),
+        trials=section.take("trials", _int(1, MAX_TRIALS), BudgetConfig.trials),
+        max_concurrent=section.take("max_concurrent", _optional(_int(1, MAX_CONCURRENT)), None),
+        time_budget_s=section.take("time_budget_s", _optional(_number(0, inclusive=False, high=MAX_SECONDS)), None),
     )
     section.finish()
     return budget
@@ -465,8 +579,8 @@ def _parse_budget(raw: Any) -> BudgetConfig:
 def _parse_resources(raw: Any) -> ResourcesConfig:
     section = _Section(raw, "resources")
     resources = ResourcesConfig(
-        cpus=section.take("cpus", _number(0, inclusive=False), 1),
-        gpus=section.take("gpus", _number(0, inclusive=True), 0),
+        cpus=section.take("cpus", _number(0, inclusive=False, high=MAX_CPUS), 1),
+        gpus=section.take("gpus", _number(0, inclusive=True, high=MAX_GPUS), 0),
         custom=section.take("custom", _custom_resources, {}),
     )
     section.finish()
@@ -478,37 +592,72 @@ def _custom_resources(path: str, value: Any) -> dict[str, float]:
         raise ConfigError(path, f"must map resource names to amounts, e.g. {{accel: 1}} (got {_describe(value)})")
     out = {}
     for name, amount in value.items():
-        if not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_\-]*$", name) or name in ("CPU", "GPU"):
-            raise ConfigError(f"{path}.{name}", "custom resource names are identifiers other than CPU and GPU")
-        out[name] = _number(0, inclusive=False)(f"{path}.{name}", amount)
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", name) or name in ("CPU", "GPU"):
+            raise ConfigError(f"{path}.{_key(name)}", "custom resource names are identifiers other than CPU and GPU")
+        out[name] = _number(0, inclusive=False, high=MAX_CUSTOM_RESOURCE)(f"{path}.{name}", amount)
     return out
 
 
 def _parse_tracking(raw: Any) -> TrackingConfig:
     section = _Section(raw, "tracking")
     tracking = TrackingConfig(
-        uri=section.take("uri", _optional(_str), None),
+        uri=section.take("uri", _optional(_tracking_uri), None),
         experiment=section.take("experiment", _optional(_str), None),
     )
     section.finish()
     return tracking
 
 
+# What MLflow 3.x tracks to (mlflow.tracking._tracking_service.utils._register_tracking_stores): a local path,
+# file:, a database through SQLAlchemy (``sqlite:``, ``postgresql+psycopg2:``, ...), a tracking server over http(s),
+# or Databricks. Its Unity Catalog schemes (``databricks-uc``, ``uc``) are registered only to refuse tracking.
+TRACKING_DATABASES = ("sqlite", "postgresql", "mysql", "mssql")
+TRACKING_SCHEMES = ("file", "http", "https", "databricks", *TRACKING_DATABASES)
+
+
+def _tracking_uri(path: str, value: Any) -> str:
+    from urllib.parse import urlsplit
+
+    value = _str(path, value)
+    if value != value.strip() or any(ord(c) < 32 for c in value):
+        raise ConfigError(path, "must be a URI or path without surrounding spaces or control characters")
+    try:
+        parts = urlsplit(value)
+    except ValueError as err:
+        raise ConfigError(path, f"is not a valid URI ({err})") from None
+    scheme = "" if len(parts.scheme) == 1 else parts.scheme  # C:\... is a Windows path, as MLflow reads it
+    database, plus, driver = scheme.partition("+")
+    if scheme in ("databricks-uc", "uc") or value in ("databricks-uc", "uc"):  # MLflow reads these bare, too
+        raise ConfigError(path, "Unity Catalog (databricks-uc, uc) is a model registry MLflow cannot track to; "
+                                "use databricks for Databricks tracking")
+    if scheme in TRACKING_SCHEMES or (database in TRACKING_DATABASES and plus and re.fullmatch(r"\w+", driver)):
+        if scheme in ("http", "https") and not parts.hostname:
+            raise ConfigError(path, f"an {scheme} tracking URI needs a host, e.g. {scheme}://mlflow.example.com:5000")
+        return value
+    if scheme:  # only the scheme is shown: the rest of a URI may hold credentials
+        raise ConfigError(path, f"scheme {scheme!r} is not one MLflow can track to (use a path, or a URI "
+                                f"starting with {', '.join(s + ':' for s in TRACKING_SCHEMES)} or a database+driver:)")
+    return value
+
+
 def _parse_constraints(raw: Any, reported: tuple[str, ...] | None, trainer: str) -> tuple[Constraint, ...]:
     section = _Section(raw, "constraints")
     constraints = []
     for metric in list(section.raw):
+        where = f"constraints.{_key(metric)}"
+        if not isinstance(metric, str) or not metric:
+            raise ConfigError(where, "constraints are keyed by metric names")
         if reported is not None and metric not in reported:
-            raise ConfigError(f"constraints.{metric}", f"trainer {trainer!r} does not report {metric!r} "
-                                                       f"(it reports: {', '.join(reported)})")
-        bounds = _Section(section.take(metric, lambda p, v: v), f"constraints.{metric}")
-        number = _optional(_number(-float("inf"), inclusive=False))
+            raise ConfigError(where, f"trainer {trainer!r} does not report {metric!r} "
+                                     f"(it reports: {', '.join(reported)})")
+        bounds = _Section(section.take(metric, lambda p, v: v), where)
+        number = _optional(_number(None))
         low, high = bounds.take("min", number, None), bounds.take("max", number, None)
         bounds.finish()
         if low is None and high is None:
-            raise ConfigError(f"constraints.{metric}", "needs min, max or both")
+            raise ConfigError(where, "needs min, max or both")
         if low is not None and high is not None and low > high:
-            raise ConfigError(f"constraints.{metric}", f"min <= max must hold (got min={low}, max={high})")
+            raise ConfigError(where, f"min <= max must hold (got min={low}, max={high})")
         constraints.append(Constraint(metric, low, high))
     section.finish()
     return tuple(constraints)
@@ -519,8 +668,8 @@ def _parse_reproducible(raw: Any, scheduler: SchedulerConfig) -> ReproducibleCon
         raw = {"mode": raw}
     section = _Section(raw, "reproducible")
     mode = section.take("mode", _choice(("async", "strict")), "async")
-    size = section.take("generation_size", _int(1), ReproducibleConfig.generation_size) if mode == "strict" \
-        else ReproducibleConfig.generation_size
+    size = section.take("generation_size", _int(1, MAX_TRIALS), ReproducibleConfig.generation_size) \
+        if mode == "strict" else ReproducibleConfig.generation_size
     section.finish()
     if mode == "strict" and scheduler.type not in ("asha", "none"):
         raise ConfigError("reproducible.mode", f"strict mode works with scheduler asha or none (got "
@@ -532,19 +681,21 @@ def _parse_tolerance(raw: Any) -> ToleranceConfig:
     section = _Section(raw, "tolerance")
     defaults = ToleranceConfig()
     tolerance = ToleranceConfig(
-        stall_timeout_s=section.take("stall_timeout_s", _optional(_number(0, inclusive=False)), None),
-        max_retries=section.take("max_retries", _int(0), defaults.max_retries),
+        stall_timeout_s=section.take("stall_timeout_s", _optional(_number(0, inclusive=False, high=MAX_SECONDS)), None),
+        max_retries=section.take("max_retries", _int(0, MAX_RETRIES), defaults.max_retries),
         fail_fast=section.take("fail_fast", _bool, defaults.fail_fast),
-        straggler_factor=section.take("straggler_factor", _number(1, inclusive=False), defaults.straggler_factor),
+        straggler_factor=section.take("straggler_factor", _number(1, inclusive=False, high=MAX_FACTOR),
+                                      defaults.straggler_factor),
     )
     section.finish()
     return tolerance
 
 
 def _int_list(path: str, value: Any) -> tuple[int, ...]:
-    if not isinstance(value, (list, tuple)) or not value or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
-        raise ConfigError(path, f"must be a non-empty list of trial numbers (got {_describe(value)})")
+    if not isinstance(value, (list, tuple)) or not value or len(value) > MAX_TRIALS or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < MAX_TRIALS for v in value):
+        raise ConfigError(path, f"must be a non-empty list of trial numbers, each >= 0 and < {MAX_TRIALS:_} "
+                                f"(got {_describe(value)})")
     return tuple(value)
 
 
@@ -561,9 +712,9 @@ def _parse_faults(raw: Any) -> tuple[FaultRule, ...]:
             trials=section.take("trials", _optional(_int_list), None),
             fraction=section.take("fraction", _optional(_fraction), None),
             node_resource=section.take("node_resource", _optional(_str), None),
-            hang_at_epoch=section.take("hang_at_epoch", _optional(_int(1)), None),
-            raise_at_epoch=section.take("raise_at_epoch", _optional(_int(1)), None),
-            slow=section.take("slow", _optional(_number(1, inclusive=False)), None),
+            hang_at_epoch=section.take("hang_at_epoch", _optional(_int(1, MAX_EPOCHS)), None),
+            raise_at_epoch=section.take("raise_at_epoch", _optional(_int(1, MAX_EPOCHS)), None),
+            slow=section.take("slow", _optional(_number(1, inclusive=False, high=MAX_FACTOR)), None),
             first_attempt_only=section.take("first_attempt_only", _bool, False),
         )
         section.finish()
@@ -603,13 +754,13 @@ def _check_epochs(space: Space, scheduler: SchedulerConfig) -> None:
 
 def config_from_dict(raw: Any, *, default_name: str | None = None) -> ExperimentConfig:
     """Validate a config mapping (the YAML document) into an :class:`ExperimentConfig`."""
+    remember_secrets(secret_values(raw))  # masked from here on: in errors below, logs, and the trials' exceptions
     top = _Section(raw, "")
     name = top.take("name", _str, default_name)
     if name is None:
         raise ConfigError("name", "is required (or pass --name)")
-    if not _NAME.match(name):
-        raise ConfigError("name", f"must start with a letter or digit and hold only letters, digits, _ . - (got {name!r})")
-    seed = top.take("seed", _int(0), 0)
+    validate_name(name)
+    seed = top.take("seed", _int(0, MAX_SEED), 0)
     trainer_name = top.take("trainer", _str, "cnn")
     try:
         trainer = resolve_trainer(trainer_name)
@@ -675,11 +826,25 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
 
 
 def _deep_copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
-    return value
+    """A copy of the document's mappings and lists that refuses an absurd one (more than
+    :data:`MAX_CONFIG_VALUES` values or :data:`MAX_CONFIG_DEPTH` levels) before it is expanded: a Python dict can
+    share one list a billion times over, as a YAML alias bomb would (the YAML loader refuses aliases)."""
+    count = 0
+
+    def copy(item: Any, depth: int) -> Any:
+        nonlocal count
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            raise ConfigError("config", f"holds more than {MAX_CONFIG_VALUES:_} values (an experiment needs a few "
+                                        "hundred); is one part of it repeated by reference?")
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError("config", f"nests deeper than {MAX_CONFIG_DEPTH} levels")
+        if isinstance(item, Mapping):
+            return {k: copy(v, depth + 1) for k, v in item.items()}
+        if isinstance(item, list):
+            return [copy(v, depth + 1) for v in item]
+        return item
+    return copy(value, 0)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -688,11 +853,17 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError("config", f"no such file: {path}")
     try:
-        raw = load_yaml(path.read_text())
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError("config", f"{path} is {path.stat().st_size:_} bytes; an experiment file is at most "
+                                        f"{MAX_CONFIG_BYTES:_} bytes")
+        raw = load_yaml(path.read_text(encoding="utf-8"))
+    except YamlDocumentError as err:  # a rule broken at a place in the document: name that place
+        raise ConfigError(err.path or "config", f"{err.rule} in {path}" if err.path else
+                          f"{path} is not valid YAML ({err.rule})") from None
     except yaml.YAMLError as err:
-        raise ConfigError("config", f"{path} is not valid YAML ({err})") from None
+        raise ConfigError("config", f"{path} is not valid YAML ({' '.join(str(err).split())})") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError("config", f"cannot read {path} ({err})") from None
+        raise ConfigError("config", f"cannot read {path} as UTF-8 text ({err})") from None
     if not isinstance(raw, dict):
         raise ConfigError("config", f"{path} must hold a YAML mapping of settings")
     return raw
@@ -717,6 +888,9 @@ def load_config(
         raw: dict[str, Any] = source.to_dict()
     elif isinstance(source, Mapping):
         raw = dict(source)
+    elif not isinstance(source, (str, os.PathLike)):
+        raise ConfigError("config", "must be a YAML file path, a mapping or an ExperimentConfig "
+                                    f"(got {_describe(source)})")
     else:
         raw = read_config_file(source)
         default_name = Path(source).stem

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,13 +19,15 @@ from search._optuna import AskTellStudy, grid_size
 from search.config import ConfigError, ExperimentConfig, load_config
 from search.environment import capture_environment
 from search.events import EVENTS_FILE, EventLog
+from search.interruption import Interrupted, SignalGuard
 from search.events import JOURNAL_FILE as EVENTS_JOURNAL
-from search.monitor import Monitor, snapshots
+from search.monitor import Monitor, experiment_end, snapshots
 from search.progress import ProgressView, summary_table
 from search.redaction import redact, redact_text
 from spaces import dump_yaml
 from search.records import CURVES_FILE, TRIALS_FILE, ExperimentRecords
 from search.records import JOURNAL_FILE as RECORDS_JOURNAL
+from search.sealing import split_change_warnings
 from search.seeds import derive_seed
 from search.workdir import DEFAULT_WORKDIR, ExperimentFolder, existing_experiment
 from trainers import search_data
@@ -45,6 +48,7 @@ class ExperimentResult:
     curves_path: Path
     events_path: Path
     notes: tuple[str, ...] = field(default=())
+    status: str = "finished"  # or "interrupted" (then raised with :class:`~search.interruption.Interrupted`)
 
 
 def _flat(prefix: str, value: Any) -> dict[str, Any]:
@@ -88,7 +92,8 @@ def run_experiment(
     ``config`` is a YAML path, a dict in the same form, or an :class:`ExperimentConfig`; ``overrides`` are
     ``key=value`` strings like the CLI's ``--set``. Ray: joins ``address``/``RAY_ADDRESS`` if given, else reuses
     an initialised Ray, else starts a private local instance. Raises :class:`ConfigError` (nothing created)
-    for bad input.
+    for bad input, and :class:`~search.interruption.Interrupted` (a ``KeyboardInterrupt``; ``.result`` holds what
+    was recorded) when Ctrl-C or SIGTERM stopped the trials: :func:`resume_experiment` continues them.
 
     >>> from search import run_experiment                                        # doctest: +SKIP
     >>> result = run_experiment("examples/quickstart.yaml", overrides=["budget.trials=4"])  # doctest: +SKIP
@@ -105,6 +110,8 @@ def run_experiment(
         data = search_data(cfg.data, derive_seed(cfg.seed, "data"))  # test rows are dropped inside
     except ValueError as err:  # unreadable or unusable user data is bad input too
         raise ConfigError("data", str(err)) from None
+    for warning in split_change_warnings(workdir, cfg.data):  # test rows that other splits trained on
+        stream.write(f"warning: {warning}\n")
     trials, notes = trial_budget(cfg)
 
     from search._tune import describe_cluster, ensure_ray, run_trials, unplaceable  # ray loads only when needed
@@ -128,7 +135,7 @@ def run_experiment(
         run_name=cfg.name,
         params=_parent_params(cfg),
         tags={"hypernas.role": "experiment", "hypernas.name": cfg.name, "hypernas.experiment_seed": cfg.seed,
-              "hypernas.data_seed": derive_seed(cfg.seed, "data"), "hypernas.sampler_seed": derive_seed(cfg.seed, "sampler"),
+              "hypernas.data_seed": derive_seed(cfg.seed, "data"), "hypernas.split_seed": cfg.data.split_seed, "hypernas.sampler_seed": derive_seed(cfg.seed, "sampler"),
               "hypernas.reproducible": cfg.reproducible.mode,
               "hypernas.space_fingerprint": cfg.space.fingerprint, "hypernas.state": "RUNNING",
               **{f"hypernas.env.{k}": v for k, v in environment.items() if v is not None}},
@@ -157,36 +164,30 @@ def _execute(cfg: ExperimentConfig, folder: ExperimentFolder, data: Any, study: 
              records: ExperimentRecords, events: EventLog, tracker: _mlflow.TrackingWriter, trials: int,
              notes: tuple[str, ...], stream: TextIO, run_trials: Any, *, resume: bool = False,
              logged_epochs: Mapping[int, int] | None = None) -> ExperimentResult:
-    """Run (or resume) the trials, then close everything: Parquet, MLflow parent, state — whatever happened."""
+    """Run (or resume) the trials, then close everything: Parquet, MLflow parent, state — whatever happened.
+
+    SIGINT/SIGTERM: Tune stops gracefully, the trials that were running are recorded INTERRUPTED (left open in
+    Optuna, MLflow runs KILLED), everything is closed as usual with status ``interrupted``, and
+    :class:`Interrupted` is raised (exit code 130/143), naming ``hypernas resume``."""
     monitor = Monitor(records, events, tracker, ProgressView(trials, cfg.metric.name, stream), folder.path,
                       logged_epochs)
-    running_before = {n for n, r in records.trials.items() if r.state == "RUNNING"}
+    running_before = {n for n, r in records.trials.items() if r.state in ("RUNNING", "INTERRUPTED")}
     status, orphans = "failed", set()
-    try:
-        known = run_trials(cfg, study, data, folder.tune_dir, monitor, trials, restore=resume)
-        # trials the crashed driver had started but Tune never recorded: they were not re-run and will not be
-        orphans = running_before - set(known) if resume else set()
-        status = "finished"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        trials_path, curves_path, events_path = monitor.finish(orphans=orphans)
-        records.close()
-        events.close()
-        best = records.best()
-        counts = records.counts()
-        for path in (trials_path, curves_path, events_path):
-            tracker.parent_artifact(path)
-        tracker.parent_tags({"hypernas.state": status.upper(), "hypernas.best_trial": best.number if best else "none",
-                             **{f"hypernas.trials.{k.lower()}": v for k, v in counts.items()}})
-        if best is not None:
-            tracker.parent_metrics({f"best_{cfg.metric.name}": best.last_value})
-        tracker.close("FINISHED" if status == "finished" else "FAILED")
-        complete = tracker.dropped == 0 or _try_backfill(folder, records, stream)
-        folder.write_state(status=status, ended_at=time.time(), counts=counts,
-                           best_trial=best.number if best else None, tracking_errors=tracker.errors,
-                           tracking_complete=complete)
+    with SignalGuard() as signals:
+        try:
+            known = run_trials(cfg, study, data, folder.tune_dir, monitor, trials, restore=resume, signals=signals)
+            if signals.signum is None:
+                # trials the crashed driver had started but Tune never recorded: they were not re-run, nor will be
+                orphans = running_before - set(known) if resume else set()
+            status = "finished" if signals.signum is None else "interrupted"
+        except KeyboardInterrupt:  # a second signal, or one before Tune could stop gracefully
+            status = "interrupted"
+        finally:
+            # Closing is bounded; a first signal now lets it end, a second one stops at once.
+            with signals.on_first_signal(lambda: True):
+                counts, best, trials_path, curves_path, events_path = _close(
+                    cfg, folder, records, events, tracker, monitor, status, orphans, stream)
+        signum = signals.signum or signal.SIGINT
 
     state = folder.read_state()
     best_row = next((r for r in records.trial_rows() if best and r["number"] == best.number), None)
@@ -194,17 +195,66 @@ def _execute(cfg: ExperimentConfig, folder: ExperimentFolder, data: Any, study: 
         name=cfg.name, folder=folder.path, counts=counts, best=best_row and {**best_row, "params": best.params},
         tracking_uri=state["tracking_uri"], mlflow_experiment=state["mlflow_experiment"],
         parent_run_id=state["parent_run_id"], trials_path=trials_path, curves_path=curves_path,
-        events_path=events_path, notes=notes,
+        events_path=events_path, notes=notes, status=status,
     )
-    stream.write(summary_table(summary_info(result, cfg)) + "\n")
+    stream.write(redact(summary_table(summary_info(result, cfg))) + "\n")
     stream.flush()
+    if status == "interrupted":
+        interrupted = counts.get("INTERRUPTED", 0)
+        raise Interrupted(signum, f"interrupted by {signal.Signals(signum).name}: {interrupted} running "
+                                  f"trial{'s' if interrupted != 1 else ''} recorded INTERRUPTED, records and MLflow "
+                                  f"saved; continue with: {resume_command(result)}", result)
     return result
 
 
-def _try_backfill(folder: ExperimentFolder, records: ExperimentRecords, stream: TextIO) -> bool:
-    """After a tracking outage: write what MLflow missed, if it answers now. True when MLflow is complete."""
+def _close(cfg: ExperimentConfig, folder: ExperimentFolder, records: ExperimentRecords, events: EventLog,
+           tracker: _mlflow.TrackingWriter, monitor: Monitor, status: str, orphans: set[int],
+           stream: TextIO) -> tuple[dict[str, int], Any, Path, Path, Path]:
+    """After the trials ran, or stopped: close the trials, records, MLflow and state, whatever happened."""
+    trials_path, curves_path, events_path = monitor.finish(orphans=orphans, interrupted=status == "interrupted")
+    records.close()
+    events.close()
+    best = records.best()
+    counts = records.counts()
+    for path in (trials_path, curves_path, events_path):
+        tracker.parent_artifact(path)
+    parent_tags, parent_metrics = experiment_end(records, status)
+    tracker.parent_tags(parent_tags)
+    if parent_metrics:
+        tracker.parent_metrics(parent_metrics)
+    # complete: every write landed, or the back-fill from the records wrote what did not. Interrupted, the user (or
+    # a service manager: SIGTERM, then SIGKILL) is waiting: bounded, no back-fill — `hypernas resume` does it.
+    interrupted = status == "interrupted"
+    complete = tracker.close(_PARENT_STATUS.get(status, "FAILED"),
+                             timeout_s=INTERRUPTED_FLUSH_S if interrupted else None)
+    if not complete and not interrupted:
+        complete = _try_backfill(folder, records, stream, status)
+    folder.write_state(status=status, ended_at=time.time(), counts=counts,
+                       best_trial=best.number if best else None, tracking_errors=tracker.errors,
+                       tracking_dropped=tracker.dropped, tracking_unflushed=tracker.unflushed,
+                       tracking_complete=complete)
+    return counts, best, trials_path, curves_path, events_path
+
+
+# experiment status -> the MLflow status of its parent run
+_PARENT_STATUS = {"finished": "FINISHED", "interrupted": "KILLED"}
+INTERRUPTED_FLUSH_S = 20.0  # how long an interrupted experiment waits for MLflow (within a 30 s SIGTERM grace)
+
+
+def resume_command(result: ExperimentResult) -> str:
+    """The command that continues ``result``'s experiment (``--workdir`` only when it is not the default)."""
+    return f"hypernas resume {result.name}{_workdir_option(result.folder.parent)}"
+
+
+def _workdir_option(workdir: Path) -> str:
+    return "" if workdir.resolve() == Path(DEFAULT_WORKDIR).resolve() else f" --workdir {workdir}"
+
+
+def _try_backfill(folder: ExperimentFolder, records: ExperimentRecords, stream: TextIO, status: str) -> bool:
+    """After a tracking outage: write what MLflow missed, if it answers now. True when MLflow is complete (the
+    back-fill ran to its end)."""
     try:
-        counts = sync_tracking(folder, records)
+        counts = sync_tracking(folder, records, status)
     except Exception as err:  # noqa: BLE001 - still unreachable: the records are complete, sync later
         stream.write(f"note: MLflow missed some writes and is still unreachable ({type(err).__name__}); "
                      f"run `hypernas sync {folder.name}` when it is back\n")
@@ -213,10 +263,13 @@ def _try_backfill(folder: ExperimentFolder, records: ExperimentRecords, stream: 
     return True
 
 
-def sync_tracking(folder: ExperimentFolder, records: ExperimentRecords | None = None) -> dict[str, int]:
-    """Back-fill MLflow from the experiment's records (runs, per-epoch metrics, final tags, parent artifacts).
-    Idempotent; raises when the tracking store is unreachable."""
+def sync_tracking(folder: ExperimentFolder, records: ExperimentRecords | None = None,
+                  status: str | None = None) -> dict[str, int]:
+    """Back-fill MLflow from the experiment's records (runs, per-epoch metrics, failure texts, final tags, parent
+    artifacts; once the experiment has ended — ``status``, else the state's — the parent's final tags, metrics and
+    status). Idempotent; raises when the tracking store is unreachable."""
     state = folder.read_state()
+    status = status or state.get("status")
     if records is None:
         cfg = folder.load_config()
         records = ExperimentRecords.load(folder.path / RECORDS_JOURNAL, cfg.metric.name, cfg.metric.mode,
@@ -226,18 +279,19 @@ def sync_tracking(folder: ExperimentFolder, records: ExperimentRecords | None = 
                                  snapshots(records))
     paths = [folder.path / name for name in (TRIALS_FILE, CURVES_FILE, EVENTS_FILE)]
     _mlflow.upload_artifacts(state["tracking_uri"], state["parent_run_id"], [p for p in paths if p.is_file()])
-    if state.get("status") != "running":
-        _mlflow.finish_parent(state["tracking_uri"], state["parent_run_id"],
-                              "FINISHED" if state.get("status") == "finished" else "FAILED")
+    if status != "running":
+        _mlflow.parent_end(state["tracking_uri"], state["parent_run_id"], *experiment_end(records, status))
+        _mlflow.finish_parent(state["tracking_uri"], state["parent_run_id"], _PARENT_STATUS.get(status, "FAILED"))
     folder.write_state(tracking_complete=True)
     return counts
 
 
 def resume_experiment(workdir: str | Path, name: str, *, address: str | None = None,
                       stream: TextIO | None = None) -> ExperimentResult:
-    """Finish an experiment whose driver died: completed trials stay, running ones continue from their
-    checkpoints, the sampler keeps its history, MLflow runs are reattached (and back-filled), and the trial
-    count ends at the budget."""
+    """Finish an experiment whose driver died or was interrupted (Ctrl-C, SIGTERM): completed trials stay, running
+    and interrupted ones continue from their checkpoints, trials asked but never started run under their number,
+    the sampler keeps its history, MLflow runs are reattached (and back-filled), and the trial count ends at the
+    budget."""
     stream = stream or sys.stdout
     folder = existing_experiment(Path(workdir).resolve(), name)
     state = folder.read_state()
@@ -279,13 +333,16 @@ def _supersede(folder: ExperimentFolder, uri: str) -> None:
         try:
             _mlflow.log_to_run(uri, old["parent_run_id"], tags={"hypernas.superseded": "true"})
         except Exception as err:  # noqa: BLE001 - a missing old run must not block the new experiment
-            sys.stderr.write(f"note: could not mark the replaced MLflow run {old['parent_run_id']}: {err}\n")
+            sys.stderr.write(f"note: could not mark the replaced MLflow run {old['parent_run_id']}: {redact_text(str(err))}\n")
 
 
 def summary_info(result: ExperimentResult, cfg: ExperimentConfig) -> dict[str, Any]:
     best = result.best
-    where = "" if result.folder.parent == Path(DEFAULT_WORKDIR) else f" --workdir {result.folder.parent}"
+    where = _workdir_option(result.folder.parent)
     counts = ", ".join(f"{k.lower()} {v}" for k, v in result.counts.items() if v)
+    # an interrupted experiment has budget left: it is resumed, not tested
+    after = (f"{resume_command(result)}  (interrupted: finishes the budget)" if result.status == "interrupted"
+             else f"hypernas best {result.name}{where} | hypernas test {result.name}{where} | hypernas ui{where}")
     return {
         "experiment": result.name,
         "trials": counts or "none",
@@ -296,5 +353,5 @@ def summary_info(result: ExperimentResult, cfg: ExperimentConfig) -> dict[str, A
         "trials table": str(result.trials_path),
         "curves table": str(result.curves_path),
         "decision log": str(result.events_path),
-        "next": f"hypernas best {result.name}{where} | hypernas test {result.name}{where} | hypernas ui{where}",
+        "next": after,
     }

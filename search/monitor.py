@@ -51,6 +51,25 @@ def end_tags(records: ExperimentRecords, record: TrialRecord, reason: str | None
     return {k: v for k, v in tags.items() if v is not None}
 
 
+def failure_texts(record: TrialRecord) -> dict[str, str]:
+    """The text artifacts a trial's run holds about failures — its traceback, its failed attempts — as
+    :func:`search._mlflow.backfill` restores them."""
+    texts = {f"attempt-{failed['attempt']}-{failed['state'].lower()}.txt": failed["error"]
+             for failed in record.failed_attempts}
+    if record.state == "FAILED" and record.error:
+        texts["traceback.txt"] = record.error
+    return texts
+
+
+def experiment_end(records: ExperimentRecords, status: str) -> tuple[dict[str, Any], dict[str, float]]:
+    """Tags and metrics of the experiment's parent run once it has ended with ``status`` (also used when
+    back-filling MLflow)."""
+    best, counts = records.best(), records.counts()
+    tags = {"hypernas.state": status.upper(), "hypernas.best_trial": best.number if best else "none",
+            **{f"hypernas.trials.{k.lower()}": v for k, v in counts.items()}}
+    return tags, ({f"best_{records.metric}": best.last_value} if best is not None else {})
+
+
 class Monitor:
     """Receives trial events from the executor adapter and fans them out. All calls come from the driver."""
 
@@ -68,9 +87,12 @@ class Monitor:
     def trial_started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int,
                       attempt: int = 1) -> None:
         first_start = number not in self.records.trials
+        interrupted = not first_start and self.records.trials[number].state == "INTERRUPTED"
         record = self.records.started(number, trial_id, seed, params, epochs, attempt)
         if first_start:  # a restarted, paused or resumed trial keeps its child run
             self.tracker.trial_started(number, trial_run_name(number), run_params(record), start_tags(record))
+        elif interrupted:  # resumed: its run (KILLED until it ends) says it runs again
+            self.tracker.trial_notes(number, {"hypernas.state": "RUNNING"})
         self.view.update(self.records)
 
     def trial_result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
@@ -82,6 +104,7 @@ class Monitor:
 
     def attempt_failed(self, number: int, attempt: int, state: str, error: str) -> None:
         """One attempt of a trial ended badly (STALLED, PREEMPTED or FAILED); the trial may be retried."""
+        error = redact(error)  # masked in the worker already; here too for errors raised outside it
         record = self.records.attempt_failed(number, attempt, state, error)
         self.events.attempt(number, attempt, state, record.epochs_run)
         self.tracker.trial_notes(number, {"hypernas.attempts": attempt, f"hypernas.attempt{attempt}.state": state},
@@ -98,9 +121,10 @@ class Monitor:
         self.events.stall(number, silent_s)
 
     def trial_ended(self, number: int, state: str, error: str | None = None, reason: str | None = None) -> None:
-        record = self.records.ended(number, state, error)
-        self.tracker.trial_ended(number, state, end_tags(self.records, record, reason),
-                                 {"traceback.txt": error} if error and state == "FAILED" else {})
+        error = redact(error)
+        record = self.records.ended(number, state, error)  # the records decide the final state (a NaN end FAILS)
+        self.tracker.trial_ended(number, record.state, end_tags(self.records, record, reason),
+                                 {"traceback.txt": record.error} if record.error and record.state == "FAILED" else {})
         self.view.update(self.records)
         self._write(force=False)
 
@@ -115,14 +139,17 @@ class Monitor:
         return (*self.records.write(self.folder), self.events.write(self.folder))
 
     def finish(self, reason: str = "the experiment ended while it ran",
-               orphans: set[int] = frozenset()) -> tuple[Path, Path, Path]:
-        """Close trials Tune ended without an event (time budget, interrupt), forget ``orphans`` (trials a crashed
-        driver started but Tune never recorded: they will not run), then write everything."""
+               orphans: set[int] = frozenset(), interrupted: bool = False) -> tuple[Path, Path, Path]:
+        """Close trials Tune ended without an event (time budget), forget ``orphans`` (trials a crashed driver
+        started but Tune never recorded: they will not run), then write everything. ``interrupted`` (Ctrl-C,
+        SIGTERM): trials still running end INTERRUPTED — not final, ``hypernas resume`` continues them."""
         for number in sorted(orphans):
             self.records.forget(number)
             self.tracker.trial_discarded(number)
         for record in list(self.records.trials.values()):
-            if record.state == "RUNNING":
+            if record.state == "RUNNING" and interrupted:
+                self.trial_ended(record.number, "INTERRUPTED", reason="the experiment was interrupted")
+            elif record.state in ("RUNNING", "INTERRUPTED"):  # INTERRUPTED: one a resumed run never continued
                 self.trial_ended(record.number, final_state(record.epochs_run, record.epochs, errored=False),
                                  reason=reason)
         self.view.update(self.records)  # prints only if the last line printed is not already the final state
@@ -145,6 +172,6 @@ def snapshots(records: ExperimentRecords) -> list[TrialSnapshot]:
             number=record.number, run_name=trial_run_name(record.number), params=run_params(record),
             start_tags=start_tags(record), curves=by_trial.get(record.number, {}),
             timestamps_ms=stamps.get(record.number, {}), state=record.state,
-            end_tags=end_tags(records, record) if ended else None,
+            end_tags=end_tags(records, record) if ended else None, texts=failure_texts(record),
         ))
     return out

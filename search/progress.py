@@ -31,10 +31,11 @@ class ProgressView:
         counts = records.counts()
         best = records.best()
         elapsed = int(time.monotonic() - self.started)
-        done = sum(v for k, v in counts.items() if k != "RUNNING")
+        done = sum(v for k, v in counts.items() if k not in ("RUNNING", "INTERRUPTED"))  # interrupted: not ended
         best_text = f"{self.metric} {_format_value(best.last_value)} (trial {best.number})" if best else "-"
+        interrupted = f"  interrupted {counts['INTERRUPTED']}" if counts.get("INTERRUPTED") else ""
         return (f"[{elapsed // 60:02d}:{elapsed % 60:02d}] trials {done}/{self.total}  running {counts['RUNNING']}"
-                f"  complete {counts['COMPLETE']}  pruned {counts['PRUNED']}  failed {counts['FAILED']}"
+                f"  complete {counts['COMPLETE']}  pruned {counts['PRUNED']}  failed {counts['FAILED']}{interrupted}"
                 f"  best {best_text}")
 
     def update(self, records: ExperimentRecords, *, force: bool = False) -> None:

@@ -20,14 +20,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from search.constraints import Constraint, violations
-from search.redaction import redact
+from search.redaction import redact, redactor
 from trainers.hardware import HARDWARE_METRICS
 
 TRIALS_FILE = "trials.parquet"
 JOURNAL_FILE = "records.jsonl"  # append-only, flushed per event: what a crashed driver leaves to resume from
 STRAGGLER_TIME = "epoch_wall_s"  # the per-epoch time stragglers are judged by
 CURVES_FILE = "curves.parquet"
-STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAILED", "STALLED", "PREEMPTED")
+# INTERRUPTED: running when the experiment was stopped (Ctrl-C, SIGTERM); not final, `hypernas resume` continues it
+STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAILED", "STALLED", "PREEMPTED", "INTERRUPTED")
 TRIAL_COLUMNS = (
     "number", "trial_id", "state", "seed", "params", "epochs", "epochs_run", "metric", "best_value", "best_epoch",
     "last_value", "feasible", "violations", "hw_params", "hw_macs", "hw_latency_ms", "attempts",
@@ -36,12 +37,23 @@ TRIAL_COLUMNS = (
 )
 
 
-def final_state(epochs_run: int, epochs: int, errored: bool) -> str:
-    """How a trial ended: FAILED on error, COMPLETE when it trained all its epochs, else PRUNED — stopped early,
-    by the scheduler or by the end of the experiment (time budget)."""
-    if errored:
+def final_state(epochs_run: int, epochs: int, errored: bool, final_value: float | None = None) -> str:
+    """How a trial ended: FAILED on error or when its last reported metric (``final_value``) is NaN or infinite,
+    COMPLETE when it trained all its epochs, else PRUNED — stopped early, by the scheduler or by the end of the
+    experiment (time budget)."""
+    if errored or not_finite(final_value):
         return "FAILED"
     return "COMPLETE" if epochs_run >= epochs else "PRUNED"
+
+
+def not_finite(value: float | None) -> bool:
+    """``value`` is a number but not a finite one (NaN, +inf, -inf); ``None`` (nothing reported) is not."""
+    return value is not None and not math.isfinite(value)
+
+
+def final_value_error(metric: str, value: float | None) -> str | None:
+    """Why a trial that ran to its end still FAILED: its final metric is not a finite number (else ``None``)."""
+    return f"final {metric} is {value}" if not_finite(value) else None
 
 
 @dataclass
@@ -76,18 +88,18 @@ class TrialRecord:
 
 
 def better(a: float, b: float | None, mode: str) -> bool:
-    """``a`` beats ``b`` under ``mode`` (``None`` and NaN never win)."""
-    if a is None or a != a:
+    """``a`` beats ``b`` under ``mode`` (``None``, NaN and ±inf never win)."""
+    if a is None or not math.isfinite(a):
         return False
-    if b is None or b != b:
+    if b is None or not math.isfinite(b):
         return True
     return a > b if mode == "max" else a < b
 
 
 def pick_best(rows: Iterable[Mapping[str, Any]], mode: str) -> Mapping[str, Any] | None:
     """The winner among trial rows: COMPLETE (a pruned trial never trained its full budget) and feasible (no
-    constraint broken) only, best final validation value (``last_value``, what Optuna was told), ties to the
-    lowest trial number."""
+    constraint broken) only, best final validation value (``last_value``, what Optuna was told; a NaN or
+    infinite one never wins), ties to the lowest trial number."""
     winner = None
     for row in sorted(rows, key=lambda r: r["number"]):
         if row["state"] == "COMPLETE" and row.get("feasible", True) is not False and better(row["last_value"], winner["last_value"] if winner else None, mode):
@@ -218,13 +230,19 @@ class ExperimentRecords:
         record.hardware |= {k: float(metrics[k]) for k in HARDWARE_METRICS if k in metrics}
         record.violations = violations(self.constraints, metrics) if self.constraints else []
         value = metrics.get(self.metric)
-        if value is not None and math.isfinite(value):
+        if value is not None:
+            # the value as reported, NaN included: a stale earlier value must not stand in for a diverged end
             record.last_value = float(value)
             if better(float(value), record.best_value, self.mode):
                 record.best_value, record.best_epoch = float(value), epoch
 
     def ended(self, number: int, state: str, error: str | None = None, at: float | None = None) -> TrialRecord:
+        """Trial ``number`` ended in ``state``; a COMPLETE or PRUNED end whose last reported metric is NaN or
+        infinite is FAILED instead (see :func:`final_state`), with the reason as its error."""
         record = self.trials[number]
+        why = final_value_error(self.metric, record.last_value) if state in ("COMPLETE", "PRUNED") else None
+        if why is not None:
+            state, error = "FAILED", why
         record.state = state
         record.ended_at = time.time() if at is None else at
         record.error = error
@@ -246,24 +264,25 @@ class ExperimentRecords:
 
     # -- files ---------------------------------------------------------------------------------------------------
     def trial_rows(self, redacted: bool = False) -> list[dict[str, Any]]:
-        """One dict per trial (the ``trials.parquet`` columns); ``redacted`` hides secret-looking params."""
+        """One dict per trial (the ``trials.parquet`` columns); ``redacted`` masks secrets (params, errors)."""
+        mask = redactor() if redacted else (lambda value: value)
         rows = []
         ratios = self.straggler_ratios()
         for r in sorted(self.trials.values(), key=lambda r: r.number):
             ratio = ratios.get(r.number)
             rows.append({
                 "number": r.number, "trial_id": r.trial_id, "state": r.state, "seed": r.seed,
-                "params": json.dumps(redact(r.params) if redacted else r.params, sort_keys=True), "epochs": r.epochs,
+                "params": json.dumps(mask(r.params), sort_keys=True), "epochs": r.epochs,
                 "epochs_run": r.epochs_run,
                 "metric": self.metric, "best_value": r.best_value, "best_epoch": r.best_epoch,
                 "last_value": r.last_value, "feasible": r.feasible, "violations": "; ".join(r.violations) or None,
                 "hw_params": r.hardware.get("params"), "hw_macs": r.hardware.get("macs"),
                 "hw_latency_ms": r.hardware.get("latency_ms"), "attempts": r.attempt,
-                "attempt_history": json.dumps(r.failed_attempts) if r.failed_attempts else None,
+                "attempt_history": json.dumps(mask(r.failed_attempts)) if r.failed_attempts else None,
                 "straggler": None if ratio is None else ratio >= self.straggler_factor, "straggler_ratio": ratio,
                 "wall_time_s": r.wall_time_s, "node": r.node,
                 "device": r.device,
-                "started_at": r.started_at, "ended_at": r.ended_at, "error": r.error,
+                "started_at": r.started_at, "ended_at": r.ended_at, "error": mask(r.error),
             })
         return rows
 

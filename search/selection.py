@@ -1,17 +1,18 @@
-"""Choosing the winner on validation data, and opening the sealed test split for it — once.
+"""Choosing the winner on validation data, and opening the sealed test split for it — once per split.
 
-``best_trial`` reads only validation metrics. ``run_sealed_test`` is the one place that opens the test split:
-it atomically claims the one-time open (a marker file created with ``O_EXCL``), retrains the winner with its
-own seed on train+validation for the same number of epochs, scores the test split, and records an audit entry
-in the experiment folder and on the MLflow parent run. A second open is refused unless forced, and a forced
-re-open is recorded as such.
+``best_trial`` reads only validation metrics. ``run_sealed_test`` is the one place that opens the test split. It
+asks the workdir's test-split ledger (:mod:`search.sealing`) first: the first look at a split is free, the
+identical model is answered from the ledger without opening anything, and any other model is refused unless
+forced. It then retrains the winner with its own seed on train+validation for the same number of epochs,
+records the intent in the ledger (fsynced), opens and scores the split, records the result, and writes the
+audit to the experiment folder and the MLflow parent run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
-import os
 import socket
 import time
 from pathlib import Path
@@ -22,10 +23,10 @@ from search.records import JOURNAL_FILE as RECORDS_JOURNAL
 from search.records import ExperimentRecords, pick_best
 from search.redaction import redact
 from search.seeds import derive_seed
+from search.sealing import Decision, TestLedger, decide, describe, model_key, new_open, source_identity
+from search.sealing import split_change_warnings
 from search.workdir import ExperimentFolder, existing_experiment, write_json_atomic
 from trainers import MemoryReporter, TrialSpec, resolve_trainer, sealed_data
-
-_MARKER = "test_opened"
 
 
 class SelectionError(RuntimeError):
@@ -33,15 +34,28 @@ class SelectionError(RuntimeError):
 
 
 class TestSetAlreadyOpened(RuntimeError):
-    """The sealed test split of this experiment was opened before; re-opening needs ``force``."""
+    """The sealed test split was opened before for another model; re-opening needs ``force``."""
 
     __test__ = False  # not a pytest test class
 
 
-def best_trial(workdir: str | Path, name: str) -> dict[str, Any]:
-    """The winner chosen on the validation metric: ``{"trial", "params", "seed", "epochs", "metric", "value", ...}``."""
+def best_trial(workdir: str | Path, name: str, *, allow_interrupted: bool = False) -> dict[str, Any]:
+    """The winner chosen on the validation metric: ``{"trial", "params", "seed", "epochs", "metric", "value", ...}``.
+
+    An interrupted experiment's leader is not a final winner: it is refused unless ``allow_interrupted``."""
     folder = existing_experiment(workdir, name)
+    _check_ended(folder, "its leader so far is not the winner", allow_interrupted)
     return _winner(folder)
+
+
+def _check_ended(folder: ExperimentFolder, why: str, allow_interrupted: bool) -> None:
+    status = folder.read_state().get("status")
+    if status == "running":
+        raise SelectionError(f"experiment {folder.name!r} is still running; {why} until the search has ended")
+    if status == "interrupted" and not allow_interrupted:
+        raise SelectionError(
+            f"experiment {folder.name!r} was interrupted before its budget was spent, so {why}; finish it with "
+            f"`hypernas resume {folder.name}`, or pass --allow-interrupted to use the trials it has")
 
 
 def _winner(folder: ExperimentFolder) -> dict[str, Any]:
@@ -68,84 +82,135 @@ def read_audit(folder: ExperimentFolder) -> list[dict[str, Any]]:
     return json.loads(folder.audit_file.read_text()) if folder.audit_file.is_file() else []
 
 
-def _claim(folder: ExperimentFolder, force: bool) -> bool:
-    """Claim the one-time open; True when this call is the first. Raises if already opened and not forced."""
-    try:
-        os.close(os.open(folder.path / _MARKER, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        return True
-    except FileExistsError:
-        if force:
-            return False
-        opened = read_audit(folder)
-        when = opened[0]["opened_at_iso"] if opened else "an earlier run"
-        raise TestSetAlreadyOpened(
-            f"the sealed test split of experiment {folder.name!r} was already opened ({when}); another look would make "
-            f"its score a biased estimate. Pass --force to re-open it anyway; the re-open is recorded as forced."
-        ) from None
-
-
 def test_metric_name(metric: str) -> str:
     """The test-split name of a validation metric: ``val_accuracy`` → ``test_accuracy``."""
     return "test_" + metric[4:] if metric.startswith("val_") else f"test_{metric}"
 
 
-def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False) -> dict[str, Any]:
-    """Retrain the winner on train+validation and score it on the sealed test split, once (see module doc)."""
+def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False,
+                    allow_interrupted: bool = False) -> dict[str, Any]:
+    """Score the winner of ``name`` on the sealed test split, under the workdir ledger's rules (module doc).
+
+    Returns the audit entry; ``entry["repeat"]`` is true when it was answered from an earlier look.
+    Raises :class:`TestSetAlreadyOpened` when another model was scored on the split before (unless ``force``).
+    """
     folder = existing_experiment(workdir, name)
+    _check_ended(folder, "the sealed test split is opened once, for the final winner,", allow_interrupted)
     cfg = folder.load_config()
     state = folder.read_state()
-    if state.get("status") == "running":
-        raise SelectionError(f"experiment {name!r} is still running; the sealed test split is opened once, for "
-                             "the final winner, after the search has ended")
     winner = _winner(folder)
     trainer = resolve_trainer(cfg.trainer)
-    first = _claim(folder, force)
-    opened = False
-    try:
-        search, sealed = sealed_data(cfg.data, derive_seed(cfg.seed, "data"))
-        import torch
+    search, sealed = sealed_data(cfg.data, derive_seed(cfg.seed, "data"))
+    train = search.merged()
+    model = model_key(cfg.trainer, winner["params"], winner["seed"], winner["epochs"], cfg.deterministic,
+                      train.train.fingerprint)
+    ledger = TestLedger(folder.workdir)
+    warnings = split_change_warnings(folder.workdir, cfg.data)
+    decision = _decision(ledger, sealed.fingerprint, model, force)
+    if decision.action == "repeat":
+        return _record_repeat(folder, ledger, decision, state, winner, warnings)
 
-        device = "cuda:0" if cfg.resources.gpus > 0 and torch.cuda.is_available() else "cpu"
-        spec = TrialSpec(
-            params={k: v for k, v in winner["params"].items() if k != "epochs"}, data=search.merged(),
-            epochs=int(winner["epochs"]), seed=int(winner["seed"]), device=device, threads=cfg.resources.threads,
-            deterministic=cfg.deterministic, trial_number=int(winner["trial"]),
-        )
-        started = time.time()
-        evaluator = trainer.train(spec, MemoryReporter())
-        if evaluator is None:
-            raise SelectionError(f"trainer {cfg.trainer!r} returned no evaluator, so the winner cannot be scored; "
-                                 "return an object with evaluate(split) -> metrics from the training function")
-        test_split = sealed.open()
-        opened = True
-        scores = evaluator.evaluate(test_split)
-    except BaseException:
-        if first and not opened:  # nothing was seen: give the one-time open back
-            (folder.path / _MARKER).unlink(missing_ok=True)
-        raise
+    import torch
 
-    metrics = {f"test_{k}": float(v) for k, v in scores.items()}
-    test_name = test_metric_name(cfg.metric.name)
-    gap = winner["value"] - metrics[test_name] if test_name in metrics else None
-    audit = read_audit(folder)
+    device = "cuda:0" if cfg.resources.gpus > 0 and torch.cuda.is_available() else "cpu"
+    spec = TrialSpec(
+        params={k: v for k, v in winner["params"].items() if k != "epochs"}, data=train,
+        epochs=int(winner["epochs"]), seed=int(winner["seed"]), device=device, threads=cfg.resources.threads,
+        deterministic=cfg.deterministic, trial_number=int(winner["trial"]),
+    )
+    started = time.time()
+    evaluator = trainer.train(spec, MemoryReporter())  # the split is still sealed while the winner retrains
+    if evaluator is None:
+        raise SelectionError(f"trainer {cfg.trainer!r} returned no evaluator, so the winner cannot be scored; "
+                             "return an object with evaluate(split) -> metrics from the training function")
+    retrain_s = round(time.time() - started, 2)
+
+    with ledger.locked():
+        # decided again under the lock: another process may have scored a model on this split meanwhile
+        decision = _decision(ledger, sealed.fingerprint, model, force)
+        if decision.action == "repeat":
+            return _record_repeat(folder, ledger, decision, state, winner, warnings, locked=True)
+        looks = [look for look in ledger.looks(sealed.fingerprint) if look.counts]
+        intent = ledger.append(new_open(sealed.fingerprint, source_identity(cfg.data), cfg.data.split_seed,
+                                        folder.name, state.get("parent_run_id"), model,
+                                        {**winner, "params": redact(winner["params"])}, decision.forced))
+        try:
+            test_split = sealed.open()
+        except BaseException:
+            ledger.append({"event": "abort", "id": intent["id"]})  # nothing was seen: withdraw the intent
+            raise
+        scores = evaluator.evaluate(test_split)  # a crash here leaves the open without a result: still a look
+        metrics = {f"test_{k}": float(v) for k, v in scores.items()}
+        test_name = test_metric_name(cfg.metric.name)
+        gap = winner["value"] - metrics[test_name] if test_name in metrics else None
+        ledger.append({"event": "complete", "id": intent["id"], "test_metrics": metrics, "test_metric": test_name,
+                       "validation_metric": cfg.metric.name, "validation_value": winner["value"],
+                       "optimism_gap": gap})
+
     entry = {
-        "open": len(audit) + 1, "forced": not first, "opened_at": time.time(),
-        "opened_at_iso": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "trial": winner["trial"], "seed": winner["seed"],
-        "epochs": winner["epochs"], "params": winner["params"], "validation_metric": cfg.metric.name,
-        "validation_value": winner["value"], "test_metrics": metrics, "test_metric": test_name,
-        "optimism_gap": gap,
-        "test_split_sha256": sealed.fingerprint, "test_split_size": sealed.size,
-        "train_split_sha256": spec.data.train.fingerprint, "retrain_seconds": round(time.time() - started, 2),
-        "user": getpass.getuser(), "host": socket.gethostname(),
+        "open": len(looks) + 1, "forced": decision.forced, "repeat": False, "ledger_id": intent["id"],
+        "opened_at": intent["time"], "opened_at_iso": intent["at"], "trial": winner["trial"],
+        "seed": winner["seed"], "epochs": winner["epochs"], "params": winner["params"], "model": model,
+        "validation_metric": cfg.metric.name, "validation_value": winner["value"], "test_metrics": metrics,
+        "test_metric": test_name, "optimism_gap": gap, "test_split_sha256": sealed.fingerprint,
+        "test_split_size": sealed.size, "split_seed": cfg.data.split_seed,
+        "train_split_sha256": train.train.fingerprint, "retrain_seconds": retrain_s, "user": intent["user"],
+        "host": intent["host"], "warnings": warnings,
     }
+    _write_audit(folder, state, entry, metrics={**metrics, **({"optimism_gap": gap} if gap is not None else {})})
+    return entry
+
+
+def _decision(ledger: TestLedger, split: str, model: str, force: bool) -> Decision:
+    decision = decide(ledger.looks(split), model, force)
+    if decision.action == "refuse":
+        raise TestSetAlreadyOpened(
+            f"this test split (sha256 {split[:12]}…) was already opened in this workdir for another model: "
+            f"{describe(decision.prior)}; another look would make its score a biased estimate. Pass --force to "
+            f"open it anyway; the look is recorded as forced (see `hypernas audit`).")
+    return decision
+
+
+def _record_repeat(folder: ExperimentFolder, ledger: TestLedger, decision: Decision, state: dict[str, Any],
+                   winner: dict[str, Any], warnings: list[str], *, locked: bool = False) -> dict[str, Any]:
+    """Answer the identical model from the ledger: nothing is opened; the repeat is recorded."""
+    prior = decision.prior
+    assert prior is not None and prior.result is not None
+    with (contextlib.nullcontext(ledger) if locked else ledger.locked()):
+        event = ledger.append({"event": "repeat", "id": prior.id, "experiment": folder.name,
+                               "parent_run_id": state.get("parent_run_id"), "trial": int(winner["trial"]),
+                               "user": getpass.getuser(), "host": socket.gethostname()})
+    result = prior.result
+    opens = [look.id for look in ledger.looks(prior.split) if look.counts]
+    entry = {
+        "open": opens.index(prior.id) + 1, "forced": False, "repeat": True, "ledger_id": prior.id,
+        "repeat_of": {"experiment": prior.experiment, "trial": prior.trial, "opened_at_iso": prior.at},
+        "opened_at": event["time"], "opened_at_iso": event["at"], "trial": winner["trial"],
+        "seed": winner["seed"], "epochs": winner["epochs"], "params": winner["params"], "model": prior.model,
+        "validation_metric": result["validation_metric"], "validation_value": winner["value"],
+        "test_metrics": result["test_metrics"], "test_metric": result["test_metric"],
+        "optimism_gap": result["optimism_gap"], "test_split_sha256": prior.split,
+        "test_split_size": None, "split_seed": prior.record.get("split_seed"),
+        "train_split_sha256": None, "retrain_seconds": 0.0, "user": event["user"], "host": event["host"],
+        "warnings": warnings,
+    }
+    _write_audit(folder, state, entry, metrics={})
+    return entry
+
+
+def _write_audit(folder: ExperimentFolder, state: dict[str, Any], entry: dict[str, Any],
+                 metrics: dict[str, float]) -> None:
+    """The experiment's own view of its looks: ``test_audit.json`` and the MLflow parent run."""
+    audit = read_audit(folder)
     audit.append(entry)
     write_json_atomic(folder.audit_file, audit)
+    looks = [a for a in audit if not a["repeat"]]
     _mlflow.log_to_run(
-        state["tracking_uri"], state["parent_run_id"],
-        metrics={**metrics, **({"optimism_gap": gap} if gap is not None else {})}, step=len(audit) - 1,
-        tags={"hypernas.test.opened": "true", "hypernas.test.opens": len(audit), "hypernas.test.forced":
-              str(not first).lower(), "hypernas.test.trial": winner["trial"],
-              "hypernas.test.split_sha256": sealed.fingerprint, "hypernas.test.last_opened_at": entry["opened_at_iso"]},
+        state["tracking_uri"], state["parent_run_id"], metrics=metrics, step=len(audit) - 1,
+        tags={"hypernas.test.opened": "true", "hypernas.test.opens": len(looks),
+              "hypernas.test.repeats": len(audit) - len(looks), "hypernas.test.forced": str(entry["forced"]).lower(),
+              "hypernas.test.repeat": str(entry["repeat"]).lower(), "hypernas.test.trial": entry["trial"],
+              "hypernas.test.split_sha256": entry["test_split_sha256"],
+              "hypernas.test.last_opened_at": entry["opened_at_iso"]},
         texts={"test_audit.json": json.dumps([{**a, "params": redact(a["params"])} for a in audit], indent=2)},
     )
-    return entry

@@ -8,17 +8,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search.config import ConfigError, ExperimentConfig, config_from_dict, read_config_file
+from search.config import ConfigError, ExperimentConfig, config_from_dict, read_config_file, validate_name
 
 DEFAULT_WORKDIR = "hypernas-runs"
 
 
 @dataclass(frozen=True)
 class ExperimentFolder:
-    """Paths of one experiment's folder. Nothing here touches the disk until asked."""
+    """Paths of one experiment's folder. Nothing here touches the disk until asked. ``name`` is checked with
+    :func:`~search.config.validate_name` (a :class:`ConfigError` otherwise), so the folder is always directly
+    inside ``workdir``."""
 
     workdir: Path
     name: str
+
+    def __post_init__(self) -> None:
+        validate_name(self.name)
 
     @property
     def path(self) -> Path:
@@ -67,8 +72,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def existing_experiment(workdir: str | Path, name: str) -> ExperimentFolder:
-    """The folder of experiment ``name``; an unknown name is a :class:`ConfigError` listing the known ones."""
-    folder = ExperimentFolder(Path(workdir), name)
+    """The folder of experiment ``name``; a bad or unknown name is a :class:`ConfigError` (the latter listing the
+    known ones). The name is checked before any path is built from it."""
+    folder = ExperimentFolder(Path(workdir), validate_name(name))
     if not folder.exists():
         root = Path(workdir)
         known = sorted(p.name for p in root.iterdir() if (p / "state.json").is_file()) if root.is_dir() else []

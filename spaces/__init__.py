@@ -11,7 +11,7 @@ from spaces._errors import SpaceError
 from spaces._params import Categorical, Constant, Float, Int, When
 from spaces._space import Space
 from spaces.nas import DartsCell, Genotype, NB201Cell
-from spaces._yaml import dump_yaml, load_yaml
+from spaces._yaml import YamlDocumentError, dump_yaml, load_yaml
 
 __all__ = [
     "Categorical",
@@ -25,6 +25,7 @@ __all__ = [
     "Space",
     "SpaceError",
     "When",
+    "YamlDocumentError",
     "dump_yaml",
     "load_yaml",
     "param_from_dict",

@@ -18,6 +18,8 @@ Scalar = Union[str, int, float, bool, None]
 _SCALARS = (str, int, float, bool, type(None))
 # A grid of more points than this is almost certainly a mistake (an Int range meant to be sampled).
 MAX_GRID_POINTS = 10_000
+# Int bounds: samplers (Optuna's TPE, CMA-ES) compute with ints as floats, which are exact up to 2**53.
+MAX_INT = 2**53
 
 
 def _is_number(value: Any) -> bool:
@@ -26,6 +28,14 @@ def _is_number(value: Any) -> bool:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite(value: int | float) -> bool:
+    """A finite float, or an int a float can hold (``math.isfinite(10**400)`` raises OverflowError)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def check_scalar(path: str, value: Any) -> None:
@@ -115,13 +125,14 @@ class Float:
     def __post_init__(self) -> None:
         for name in ("low", "high"):
             value = getattr(self, name)
-            if not _is_number(value) or not math.isfinite(value):
-                raise SpaceError(name, f"must be a finite number (got {value!r})")
+            if not _is_number(value) or not _is_finite(value):
+                shown = f"an integer of {len(str(abs(value)))} digits" if _is_int(value) else repr(value)
+                raise SpaceError(name, f"must be a finite number (got {shown})")
             object.__setattr__(self, name, float(value))
         _check_bounds(self)
         if self.step is not None:
-            if not _is_number(self.step) or not self.step > 0:
-                raise SpaceError("step", f"must be a number > 0 (got {self.step!r})")
+            if not _is_number(self.step) or not _is_finite(self.step) or not self.step > 0:
+                raise SpaceError("step", f"must be a finite number > 0 (got {self.step!r})")
             if self.log:
                 raise SpaceError("step", "a log-scale Float cannot have a step")
             object.__setattr__(self, "step", float(self.step))
@@ -173,8 +184,9 @@ class Int:
     def __post_init__(self) -> None:
         for name in ("low", "high", "step"):
             value = getattr(self, name)
-            if not _is_int(value):
-                raise SpaceError(name, f"must be an integer (got {value!r})")
+            if not _is_int(value) or abs(value) > MAX_INT:
+                shown = f"an integer of {len(str(abs(value)))} digits" if _is_int(value) else repr(value)
+                raise SpaceError(name, f"must be an integer between -2**53 and 2**53 (got {shown})")
         _check_bounds(self)
         if self.step < 1:
             raise SpaceError("step", f"step >= 1 must hold (got step={self.step})")

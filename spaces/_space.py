@@ -12,7 +12,7 @@ from spaces._build import Param, param_from_dict
 from spaces._params import MAX_GRID_POINTS, Categorical, Constant, Float, Int
 from spaces._yaml import dump_yaml, load_yaml
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")  # matched whole (fullmatch): no trailing newline
 
 
 class Space(Mapping[str, Param]):
@@ -38,8 +38,9 @@ class Space(Mapping[str, Param]):
             raise SpaceError("", f"a space maps parameter names to parameters (got {type(params).__name__})")
         built: dict[str, Param] = {}
         for name, raw in params.items():
-            if not isinstance(name, str) or not _NAME.match(name):
-                raise SpaceError(str(name), "parameter names start with a letter or _ and hold letters, digits, _ . -")
+            if not isinstance(name, str) or not _NAME.fullmatch(name):
+                where = name if isinstance(name, str) and name.isprintable() else repr(name)  # one line, always
+                raise SpaceError(where, "parameter names start with a letter or _ and hold letters, digits, _ . -")
             try:
                 built[name] = param_from_dict(raw)
             except SpaceError as err:

@@ -56,3 +56,26 @@ def credential_train(spec, reporter):
 
 
 credential_train.metrics = ("val_loss",)
+
+
+def scored_train(spec, reporter):
+    """A quick deterministic trainer for tests of the sealed test: reports ``x / epoch`` and scores ``x``.
+
+    With ``HYPERNAS_TEST_KILL_WHILE_SCORING`` set, scoring the test split kills the process (a crash between
+    opening the split and recording its result)."""
+    for epoch in range(1, spec.epochs + 1):
+        reporter.report(epoch, {"val_loss": spec.params["x"] / epoch})
+    return _KillingEvaluator(spec.params["x"])
+
+
+scored_train.metrics = ("val_loss",)
+
+
+class _KillingEvaluator(_ConstantEvaluator):
+    def evaluate(self, split):
+        import os
+        import signal
+
+        if os.environ.get("HYPERNAS_TEST_KILL_WHILE_SCORING"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().evaluate(split)

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from search import SelectionError, TestSetAlreadyOpened, best_trial, run_experiment, run_sealed_test
+from search import SelectionError, best_trial, run_experiment, run_sealed_test
 from search._mlflow import PARENT_ID_TAG
 from search._optuna import load_study
 from search.cli import main
@@ -116,6 +116,12 @@ def test_best_then_sealed_test_once_then_refusal_then_forced(experiment, capsys)
     (result.folder / "state.json").write_text(json.dumps({**state, "status": "running"}))
     with pytest.raises(SelectionError, match="still running"):  # a live search's leader is not the winner yet
         run_sealed_test(workdir, "e2e")
+    (result.folder / "state.json").write_text(json.dumps({**state, "status": "interrupted"}))
+    with pytest.raises(SelectionError, match="interrupted.*hypernas resume e2e"):
+        best_trial(workdir, "e2e")
+    assert main(["test", "e2e", "--workdir", str(workdir)]) == 1
+    assert "--allow-interrupted" in capsys.readouterr().err
+    assert best_trial(workdir, "e2e", allow_interrupted=True)["trial"] == best["trial"]
     (result.folder / "state.json").write_text(json.dumps(state))
     assert not (result.folder / "test_audit.json").exists()
 
@@ -125,22 +131,24 @@ def test_best_then_sealed_test_once_then_refusal_then_forced(experiment, capsys)
     assert entry["optimism_gap"] == pytest.approx(best["value"] - entry["test_metrics"]["test_accuracy"])
     assert entry["test_split_size"] == 200 and len(entry["test_split_sha256"]) == 64
 
-    with pytest.raises(TestSetAlreadyOpened, match="already opened"):
-        run_sealed_test(workdir, "e2e")
-    assert main(["test", "e2e", "--workdir", str(workdir)]) == 3
-    assert "--force" in capsys.readouterr().err
+    # the identical model again: answered from the ledger, nothing opened
+    repeat = run_sealed_test(workdir, "e2e")
+    assert repeat["repeat"] and repeat["test_metrics"] == entry["test_metrics"] and repeat["open"] == 1
+    assert main(["test", "e2e", "--workdir", str(workdir)]) == 0
+    assert "REPEAT" in capsys.readouterr().out
 
     assert main(["test", "e2e", "--workdir", str(workdir), "--force"]) == 0
     forced = json.loads(capsys.readouterr().out.split("\n\n")[0])
-    assert forced["forced"] is True and forced["open"] == 2
+    assert forced["forced"] is True and forced["open"] == 2 and not forced["repeat"]
     assert forced["test_metrics"] == entry["test_metrics"]  # same seed, same data: the retrain is deterministic
     audit = json.loads((result.folder / "test_audit.json").read_text())
-    assert [a["forced"] for a in audit] == [False, True]
+    assert [(a["forced"], a["repeat"]) for a in audit] == [(False, False), (False, True), (False, True), (True, False)]
 
     client = MlflowClient(result.tracking_uri)
     parent = client.get_run(result.parent_run_id)
     assert parent.data.tags["hypernas.test.opens"] == "2" and parent.data.tags["hypernas.test.forced"] == "true"
-    assert [m.step for m in client.get_metric_history(result.parent_run_id, "test_accuracy")] == [0, 1]
+    assert parent.data.tags["hypernas.test.repeats"] == "2"
+    assert [m.step for m in client.get_metric_history(result.parent_run_id, "test_accuracy")] == [0, 3]
     assert "optimism_gap" in parent.data.metrics
     assert "test_audit.json" in {a.path for a in client.list_artifacts(result.parent_run_id)}
 

@@ -5,6 +5,7 @@ Knows nothing of Ray or MLflow. A recipe is ``train(spec: TrialSpec, reporter: R
 
 from trainers.checkpoint import state_from_bytes, state_to_bytes
 from trainers.data import (
+    DEFAULT_SPLIT_SEED,
     DataSource,
     DigitsSource,
     Mnist1dSource,
@@ -13,8 +14,10 @@ from trainers.data import (
     SearchData,
     Split,
     make_source,
+    row_digests,
     sealed_data,
     search_data,
+    split_digests,
 )
 from trainers.hyper import Hyper, check_space, resolve
 from trainers.registry import BUILTIN, Trainer, resolve_trainer
@@ -23,8 +26,8 @@ from trainers.seeding import dataloader_seeding, seed_everything
 from trainers.spec import Evaluator, Recipe, TrialSpec
 
 __all__ = [
-    "BUILTIN", "DataSource", "DigitsSource", "Evaluator", "Hyper", "MemoryReporter", "Mnist1dSource", "ParquetSource", "Recipe",
+    "BUILTIN", "DEFAULT_SPLIT_SEED", "DataSource", "DigitsSource", "Evaluator", "Hyper", "MemoryReporter", "Mnist1dSource", "ParquetSource", "Recipe",
     "Reporter", "SealedTestSplit", "SearchData", "Split", "Trainer", "TrialSpec", "check_space", "dataloader_seeding", "make_source",
-    "resolve", "resolve_trainer", "sealed_data", "search_data", "seed_everything", "state_from_bytes",
+    "resolve", "resolve_trainer", "row_digests", "sealed_data", "search_data", "seed_everything", "split_digests", "state_from_bytes",
     "state_to_bytes",
 ]

@@ -10,6 +10,11 @@ Two entry points, on purpose:
 Sources: ``mnist1d`` (generated offline with ``mnist1d.data.make_dataset``; its own 80/20 train/test split is
 kept, so results compare with published MNIST-1D numbers), ``digits`` (scikit-learn's 8×8 images, for 2-D
 models) and ``parquet`` (any table with a label column).
+
+Which rows are test rows is decided by the source's ``split_seed`` alone (default :data:`DEFAULT_SPLIT_SEED`),
+never by the experiment seed: experiments with different seeds over the same data share one test split, so no
+seed ever puts another seed's test rows into training. The experiment's data seed only carves validation rows
+out of the rest.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ class SealedTestSplit:
         self.__split = split
         self.fingerprint = split.fingerprint
         self.size = len(split)
+        self.row_digests = row_digests(split)  # one-way digests: overlap checks without showing a row
         self.opened = False
 
     def open(self) -> Split:
@@ -94,22 +100,38 @@ class SealedTestSplit:
         return f"SealedTestSplit(size={self.size}, fingerprint={self.fingerprint[:12]}…, opened={self.opened})"
 
 
+def row_digests(split: Split) -> frozenset[bytes]:
+    """A short digest per row (features and label): two splits share a row exactly when they share its digest."""
+    x = np.ascontiguousarray(split.x).reshape(len(split), -1)
+    y = np.ascontiguousarray(split.y)
+    return frozenset(hashlib.blake2b(x[i].tobytes() + y[i].tobytes(), digest_size=16).digest()
+                     for i in range(len(split)))
+
+
+# MNIST-1D's own generator seed: the default split of `mnist1d` is the published one.
+DEFAULT_SPLIT_SEED = 42
+
+
 # --- sources ---------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Mnist1dSource:
-    """MNIST-1D generated offline (``make_dataset``). ``num_samples`` rows, 80 % train / 20 % test (fixed)."""
+    """MNIST-1D generated offline (``make_dataset``). ``num_samples`` rows, 80 % train / 20 % test; the
+    generator's seed is ``split_seed`` (42, MNIST-1D's own, gives the published data set and split)."""
 
     num_samples: int = 5000
     validation_fraction: float = 0.2
+    split_seed: int = DEFAULT_SPLIT_SEED
     name: str = field(default="mnist1d", init=False)
 
-    def load(self, seed: int) -> tuple[Split, Split]:
+    def load(self) -> tuple[Split, Split]:
+        """``(train+validation rows, test rows)``."""
         from mnist1d.data import get_dataset_args, make_dataset
 
         args = get_dataset_args()
         args.num_samples = self.num_samples
+        args.seed = self.split_seed
         # make_dataset reseeds python's and numpy's global RNGs; put them back so callers' state is untouched.
         py_state, np_state = random.getstate(), np.random.get_state()
         try:
@@ -125,7 +147,7 @@ class Mnist1dSource:
 class ParquetSource:
     """A user table: ``label`` column (ints or strings) plus numeric ``features`` (default: every other column).
 
-    The test split is a stratified ``test_fraction`` drawn with the experiment's data seed.
+    The test split is a stratified ``test_fraction`` drawn with ``split_seed``.
     """
 
     path: str
@@ -133,9 +155,11 @@ class ParquetSource:
     features: tuple[str, ...] | None = None
     test_fraction: float = 0.2
     validation_fraction: float = 0.2
+    split_seed: int = DEFAULT_SPLIT_SEED
     name: str = field(default="parquet", init=False)
 
-    def load(self, seed: int) -> tuple[Split, Split]:
+    def load(self) -> tuple[Split, Split]:
+        """``(train+validation rows, test rows)``."""
         import pyarrow.parquet as pq
 
         table = pq.read_table(self.path)
@@ -160,26 +184,28 @@ class ParquetSource:
         classes = sorted(set(labels), key=lambda v: (str(type(v)), v))
         index = {c: i for i, c in enumerate(classes)}
         y = np.array([index[v] for v in labels], dtype=np.int64)
-        keep, test = stratified_split(y, self.test_fraction, np.random.default_rng(seed))
+        keep, test = stratified_split(y, self.test_fraction, np.random.default_rng(self.split_seed))
         return Split(x[keep], y[keep]), Split(x[test], y[test])
 
 
 @dataclass(frozen=True)
 class DigitsSource:
     """scikit-learn's bundled 8×8 digit images (1,797; offline): rows of shape ``(8, 8)``, a stratified
-    ``test_fraction`` drawn with the experiment's data seed."""
+    ``test_fraction`` drawn with ``split_seed``."""
 
     test_fraction: float = 0.2
     validation_fraction: float = 0.2
+    split_seed: int = DEFAULT_SPLIT_SEED
     name: str = field(default="digits", init=False)
 
-    def load(self, seed: int) -> tuple[Split, Split]:
+    def load(self) -> tuple[Split, Split]:
+        """``(train+validation rows, test rows)``."""
         from sklearn.datasets import load_digits
 
         digits = load_digits()
         x = np.asarray(digits.images, np.float32)
         y = np.asarray(digits.target, np.int64)
-        keep, test = stratified_split(y, self.test_fraction, np.random.default_rng(seed))
+        keep, test = stratified_split(y, self.test_fraction, np.random.default_rng(self.split_seed))
         return Split(x[keep], y[keep]), Split(x[test], y[test])
 
 
@@ -217,16 +243,24 @@ def _carve_validation(trainval: Split, source: DataSource, seed: int) -> SearchD
 
 
 def search_data(source: DataSource, seed: int) -> SearchData:
-    """Train and validation splits for a search; the test rows are dropped here and never returned."""
-    trainval, _test = source.load(seed)
+    """Train and validation splits for a search; the test rows are dropped here and never returned. ``seed`` (the
+    experiment's data seed) carves the validation rows; the test rows are the source's ``split_seed``'s."""
+    trainval, _test = source.load()
     del _test
     return _carve_validation(trainval, source, seed)
 
 
 def sealed_data(source: DataSource, seed: int) -> tuple[SearchData, SealedTestSplit]:
     """The same train/validation as :func:`search_data` plus the sealed test split."""
-    trainval, test = source.load(seed)
+    trainval, test = source.load()
     return _carve_validation(trainval, source, seed), SealedTestSplit(test)
+
+
+def split_digests(source: DataSource) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """Row digests of ``(train+validation rows, test rows)``: enough to count overlaps between two splits of
+    the same data, never enough to recover a row."""
+    trainval, test = source.load()
+    return row_digests(trainval), row_digests(test)
 
 
 def make_source(options: dict[str, Any]) -> DataSource:
@@ -245,6 +279,6 @@ def make_source(options: dict[str, Any]) -> DataSource:
 
 
 __all__: Sequence[str] = [
-    "DataSource", "DigitsSource", "Mnist1dSource", "ParquetSource", "SealedTestSplit", "SearchData", "Split",
-    "make_source", "sealed_data", "search_data", "stratified_split",
+    "DEFAULT_SPLIT_SEED", "DataSource", "DigitsSource", "Mnist1dSource", "ParquetSource", "SealedTestSplit",
+    "SearchData", "Split", "make_source", "row_digests", "sealed_data", "split_digests", "search_data", "stratified_split",
 ]

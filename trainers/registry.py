@@ -43,8 +43,9 @@ def resolve_trainer(name: str) -> Trainer:
     module_name, _, attr = name.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ValueError(f"cannot import module {module_name!r} for trainer {name!r} ({err})") from None
+    except Exception as err:  # noqa: BLE001 - any failure to import the user's module ('.x': TypeError) is bad input
+        raise ValueError(f"cannot import module {module_name!r} for trainer {name!r} "
+                         f"({type(err).__name__}: {' '.join(str(err).split())})") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise ValueError(f"module {module_name!r} has no function {attr!r} (trainer {name!r})")

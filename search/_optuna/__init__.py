@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import optuna
 from optuna.trial import TrialState
@@ -178,6 +178,22 @@ class AskTellStudy:
             loaded._trials[trial.number] = optuna.Trial(study, trial._trial_id)
             loaded._steps[trial.number] = dict(trial.intermediate_values)
         return loaded
+
+    def asked(self) -> int:
+        """How many trials were asked so far (every state)."""
+        return len(self.study.get_trials(deepcopy=False))
+
+    def is_open(self, number: int) -> bool:
+        """Trial ``number`` was asked and not told yet."""
+        return number in self._trials
+
+    def open_trials(self, skip: Collection[int] = ()) -> list[tuple[int, dict[str, Any]]]:
+        """``(number, configuration)`` of every trial asked and not told yet (but those in ``skip``), in number
+        order: after a driver crash, trials to run again under the same number. Parameters Optuna stored for a
+        trial keep their values; any the crash kept from being stored (it came mid-ask) are sampled now, as the
+        ask would have."""
+        return [(number, suggest_config(self._trials[number], self.space))
+                for number in sorted(self._trials) if number not in skip]
 
     def fail_open_trials(self) -> None:
         """Trials asked but never told (their run was lost before it was recorded): FAIL, so none stays RUNNING."""

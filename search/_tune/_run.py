@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +16,26 @@ from search._tune._scheduling import ObservedScheduler, make_scheduler
 from search._tune._searcher import OptunaSearcher
 from search._tune._trainable import TrialSettings, trial_entry
 from search.config import ExperimentConfig
+from search.redaction import known_secrets
+from search.interruption import SignalGuard
 from trainers import SearchData
+
+# Tune would replace our SIGINT handler with its own, which stops the run without telling us. We handle SIGINT and
+# SIGTERM ourselves (search.interruption) and ask Tune to stop through :class:`_TuneStop`. Read by Tune at fit().
+os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
 
 
 def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, storage: Path, monitor: Any,
-               trials: int, restore: bool = False) -> set[int]:
+               trials: int, restore: bool = False, signals: SignalGuard | None = None) -> set[int]:
     """Run ``trials`` trials of ``cfg`` on the connected Ray cluster; every event goes to ``monitor``.
 
     ``restore``: continue the interrupted Tune experiment in ``storage`` (finished trials stay finished, the
-    others resume from their latest checkpoints). Returns the trial numbers Tune ran or knew of.
+    others resume from their latest checkpoints). ``signals``: the first SIGINT/SIGTERM it receives makes Tune
+    stop gracefully — running trials stay open (not told to Optuna), resumable from their checkpoints — and this
+    returns; ``signals.signum`` then says so. Returns the trial numbers Tune ran or knew of.
     """
     settings = TrialSettings(cfg.trainer, cfg.deterministic, cfg.resources.threads, cfg.resources.gpus,
-                             cfg.constraints, cfg.faults, cfg.seed)
+                             cfg.constraints, cfg.faults, cfg.seed, secrets=tuple(sorted(known_secrets())))
     trainable = tune.with_resources(
         tune.with_parameters(trial_entry, data=data, settings=settings),
         {"cpu": cfg.resources.cpus, "gpu": cfg.resources.gpus, **cfg.resources.custom},
@@ -38,12 +49,22 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
                                   park=cfg.scheduler.promotion == "ordered", max_concurrent=cfg.budget.max_concurrent,
                                   finished=finished)
     searcher.parked, searcher.finished = scheduler.parked, finished
+    for number in sorted(finished):  # ended in the records, not told to Optuna: the driver died in between
+        searcher.tell_ended(number, monitor.records.trials[number].state)
+    samples = trials
+    if restore and not tune.Tuner.can_restore(str(storage.resolve())):
+        # stopped before Ray Tune saved any state (e.g. Ctrl-C at the start): Tune starts afresh for what is left of
+        # the budget, and the trials asked so far run first, under their numbers
+        restore = False
+        ended = sum(r.state not in ("RUNNING", "INTERRUPTED") for r in monitor.records.trials.values())
+        samples = max(0, trials - ended)
+        searcher.offer_open_trials(skip=finished)
     tune_config = tune.TuneConfig(
         metric=cfg.metric.name,
         mode=cfg.metric.mode,
         search_alg=searcher,
         scheduler=scheduler,
-        num_samples=trials,
+        num_samples=samples,
         max_concurrent_trials=cfg.budget.max_concurrent,
         time_budget_s=cfg.budget.time_budget_s,
         reuse_actors=True,  # one worker process runs many trials: ~7x less per-trial overhead
@@ -51,7 +72,8 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
         trial_dirname_creator=_trial_name,
     )
     bridge = EventBridge(monitor, cfg.tolerance.stall_timeout_s, scheduler.is_held)
-    callbacks = [bridge]
+    stop = _TuneStop()
+    callbacks = [bridge, stop]
     if restore:
         tuner = tune.Tuner.restore(str(storage.resolve()), trainable, resume_unfinished=True, resume_errored=True)
         # Tune restores its own pickled config; ours carries the live study, monitor and event log.
@@ -73,12 +95,61 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
                     fail_fast=cfg.tolerance.fail_fast),
             ),
         )
+    signals = signals or SignalGuard()
     try:
-        tuner.fit()
+        with signals.on_first_signal(stop):
+            tuner.fit()
     finally:
-        searcher.close_open_trials()
+        _TUNE_LOG.removeFilter(_HIDE_TUNE_RESUME_HINTS)
+        searcher.close_open_trials(interrupted=signals.signum is not None)
         bridge.settle()
     return set(scheduler.trials)
+
+
+_TUNE_LOG = logging.getLogger("ray.tune.tune")
+
+
+class _HideTuneResumeHints(logging.Filter):
+    """Tune's own lines on a stop: "Stop signal received …", "Trials did not complete …", "Resume experiment
+    with: Tuner.restore(…)". A hypernas user resumes with ``hypernas resume NAME``, which the driver prints."""
+
+    _MARKERS = ("Stop signal received", "Trials did not complete", "Resume experiment with", "Resume training with")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(marker in record.getMessage() for marker in self._MARKERS)
+
+
+_HIDE_TUNE_RESUME_HINTS = _HideTuneResumeHints()
+
+
+class _TuneStop(tune.Callback):
+    """Calling it makes Tune end its loop gracefully: it snapshots the experiment state one last time (running
+    trials stay RUNNING there, with their latest checkpoints, so ``Tuner.restore`` continues them) and stops the
+    actors, without completion events for the trials it stops.
+
+    That is what Tune does on SIGINT (ray/tune/tune.py ``_setup_signal_catching``); with its SIGINT handler
+    disabled, the same handler stays installed for SIGUSR1, just before Tune sets up its callbacks — ``setup``
+    picks it up from there. Before that (or in another Tune version) there is nothing to stop gracefully yet:
+    the signal interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self._stop: Any = None
+
+    def __getstate__(self) -> dict:
+        return {"_stop": None}  # Tune pickles its callbacks with the experiment; a handler is process state
+
+    def setup(self, **info: Any) -> None:
+        handler = signal.getsignal(signal.SIGUSR1)
+        if callable(handler) and getattr(handler, "__qualname__", "").startswith("_setup_signal_catching."):
+            self._stop = handler
+
+    def __call__(self) -> bool:
+        if self._stop is None:
+            return False
+        _TUNE_LOG.addFilter(_HIDE_TUNE_RESUME_HINTS)
+        self._stop(signal.SIGUSR1, None)
+        return True
 
 
 def _trial_name(trial: Any) -> str:

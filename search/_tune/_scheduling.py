@@ -17,6 +17,7 @@ trials' results only, never on timing. Meanwhile the trial either
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ray.tune.experiment import Trial
@@ -216,6 +217,14 @@ class ObservedScheduler(TrialScheduler):
         if broken:  # never selectable: stopped here, and kept out of the rungs (the trial ends too)
             self.events.decision(_number(trial), int(result.get(TIME_ATTR, 0)), result.get(self.metric_name),
                                  TrialScheduler.STOP, reason=f"infeasible: {'; '.join(broken)}")
+            return TrialScheduler.STOP
+        value = result.get(self.metric_name)
+        if (isinstance(value, (int, float)) and not math.isfinite(value) and TIME_ATTR in result
+                and isinstance(self.inner, (AsyncHyperBandScheduler, HyperBandScheduler, MedianStoppingRule))):
+            # Ray's ASHA would promote it (NaN < cutoff is False) and record it at the rung; a trial compared with
+            # its peers needs a number. It stops here, out of the rungs, and ends FAILED (records.final_state).
+            self.events.decision(_number(trial), int(result[TIME_ATTR]), value, TrialScheduler.STOP,
+                                 reason=f"{self.metric_name} is {value}")
             return TrialScheduler.STOP
         if not self.ordered:
             return self._decide(tune_controller, trial, result)

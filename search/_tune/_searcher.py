@@ -3,6 +3,10 @@
 Trial numbers are Optuna's (ask order) and every trial's seed derives from its number. A trial the scheduler
 stopped early is told PRUNED with the value of its last epoch, never COMPLETE.
 
+After a driver crash (``restore``), trials Optuna had handed out that Tune's last snapshot does not know of — asked
+just before the crash — are offered again first, under the same number with the same configuration, so every
+number from 0 to the budget runs exactly once.
+
 In strict mode (``reproducible: strict``) configurations are asked in generations of ``generation_size``, all of a
 generation at once and only after every earlier trial has been told, with tells in trial-number order: what the
 sampler knows at each ask — and therefore what it suggests — does not depend on concurrency.
@@ -39,6 +43,7 @@ class OptunaSearcher(Searcher):
         self.epochs: dict[str, int] = {}
         self.last_epoch: dict[str, int] = {}  # a PAUSED trial stopped by HyperBand completes with no result
         self.last_metrics: dict[str, dict] = {}  # the constrained metrics of the last result
+        self.last_value: dict[str, float] = {}  # the metric of the last result, NaN included (a NaN end FAILS)
         self.budget = trials
         self.asked = 0
         self.queue: list[tuple[int, dict]] = []  # strict mode: the current generation's asked configurations
@@ -46,6 +51,7 @@ class OptunaSearcher(Searcher):
         self.ready: dict[int, tuple[str, float | None, list[float] | None]] = {}  # strict: tells waiting their turn
         self.max_concurrent: int | None = None
         self.finished: set[int] = set()  # after a driver crash: trials our records saw end
+        self.reoffer: list[tuple[int, dict]] = []  # after a driver crash: asked trials Tune never learnt of
         self.parked = lambda: 0  # how many of our live trials the scheduler has parked (paused, holding no slot)
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
@@ -65,7 +71,9 @@ class OptunaSearcher(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         if self.max_concurrent is not None and len(self.numbers) - self.parked() >= self.max_concurrent:
             return None  # as many trials running (or promoted, waiting to resume) as allowed
-        if not self.strict:
+        if self.reoffer:
+            number, params = self.reoffer.pop(0)
+        elif not self.strict:
             number, params = self._ask()
         else:
             if not self.queue:
@@ -87,6 +95,7 @@ class OptunaSearcher(Searcher):
             self.last_metrics[trial_id] = {c.metric: result.get(c.metric) for c in self.cfg.constraints}
         value = result.get(self.cfg.metric.name)
         if value is not None:
+            self.last_value[trial_id] = float(value)
             self.study.report(self.numbers[trial_id], int(result[TIME_ATTR]), value)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -98,8 +107,9 @@ class OptunaSearcher(Searcher):
             self.on_trial_result(trial_id, result)
         number, epochs = self.numbers.pop(trial_id), self.epochs.pop(trial_id)
         # Same rule as the records (final_state): a trial stopped before its first report is PRUNED unless it
-        # errored; one that trained all its epochs is COMPLETE with its last value.
-        state = final_state(self.last_epoch.pop(trial_id, 0), epochs, error)
+        # errored; one that trained all its epochs is COMPLETE with its last value; a NaN or infinite last value
+        # FAILS (Optuna's history keeps only intermediate values, so its last_value would be a stale earlier one).
+        state = final_state(self.last_epoch.pop(trial_id, 0), epochs, error, self.last_value.pop(trial_id, None))
         metrics = self.last_metrics.pop(trial_id, None)
         constraints = constraint_values(self.cfg.constraints, metrics) if self.cfg.constraints and metrics else None
         value = self.study.last_value(number) if state == "COMPLETE" else None
@@ -118,9 +128,17 @@ class OptunaSearcher(Searcher):
             number = self.told if self.told in self.ready else min(self.ready)
             self._tell(number, *self.ready.pop(number))
             self.told = number + 1
+            while self.told < self.asked and self.told not in self.ready and not self.study.is_open(self.told):
+                self.told += 1  # told before the driver was restarted
 
-    def close_open_trials(self) -> None:
-        """Tell Optuna about trials Tune ended without a completion event (e.g. cut by the time budget)."""
+    def close_open_trials(self, interrupted: bool = False) -> None:
+        """Tell Optuna about trials Tune ended without a completion event (e.g. cut by the time budget).
+
+        ``interrupted`` (SIGINT/SIGTERM): trials still live are left open — RUNNING in Optuna, as in Tune's last
+        snapshot — for ``hypernas resume`` to continue; only trials that did end are told."""
+        if interrupted:
+            self._tell_in_order(everything=True)
+            return
         for trial_id in list(self.numbers):
             self.on_trial_complete(trial_id, None)
         self._tell_in_order(everything=True)
@@ -143,3 +161,26 @@ class OptunaSearcher(Searcher):
                 self.numbers.pop(trial_id)
                 self.epochs.pop(trial_id, None)
                 self.last_epoch.pop(trial_id, None)
+        # Asked after Tune's last snapshot (Tune will not run them; its sample count leaves room for them): offer
+        # them again before asking anything new, instead of failing them at the end.
+        self.offer_open_trials(skip=set(self.numbers.values()) | self.finished)
+
+    def offer_open_trials(self, skip: set[int]) -> None:
+        """Suggest the study's open trials (asked, never told) but ``skip`` first, under their own numbers and
+        configurations: trials a crashed or interrupted driver asked for that Tune does not know of."""
+        self.reoffer = self.study.open_trials(skip=skip)
+        logged = {row.get("trial") for row in self.events.rows if row.get("kind") == "ask"}
+        for number, params in self.reoffer:
+            if number not in logged:  # the crash came before the ask reached the decision log
+                self.events.ask(number, params)
+        if self.strict:
+            # where the generations stood: every trial asked counts towards the budget, and tells go on in number
+            # order from the first trial not told yet (a new generation waits for it, as before the restart)
+            self.asked = self.study.asked()
+            self.told = min((n for n in range(self.asked) if self.study.is_open(n)), default=self.asked)
+
+    def tell_ended(self, number: int, state: str) -> None:
+        """Tell Optuna how a trial ended that the records saw end (COMPLETE, with its last value, or PRUNED) and
+        Optuna was never told of: the driver died in between."""
+        if self.study.is_open(number):
+            self._tell(number, state, self.study.last_value(number) if state == "COMPLETE" else None, None)

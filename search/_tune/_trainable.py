@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -14,6 +14,7 @@ from ray import tune
 from search.config import FaultRule
 from search.constraints import Constraint, violations
 from search.faults import FaultPlan
+from search.redaction import redacted_exception, remember_secrets
 from trainers import SearchData, TrialSpec, resolve_trainer, state_from_bytes, state_to_bytes
 
 _CHECKPOINT_FILE = "state.pt"
@@ -21,7 +22,11 @@ _CHECKPOINT_FILE = "state.pt"
 
 @dataclass(frozen=True)
 class TrialSettings:
-    """What every trial of an experiment shares (travels with the trainable, not in each config)."""
+    """What every trial of an experiment shares (travels with the trainable, not in each config).
+
+    ``secrets``: every secret value the driver knows (:func:`search.redaction.known_secrets`), so a worker on any
+    node masks them in a trial's exception before Ray sees it. Left out of the repr: never logged.
+    """
 
     trainer: str
     deterministic: bool
@@ -30,6 +35,7 @@ class TrialSettings:
     constraints: tuple[Constraint, ...] = ()
     faults: tuple[FaultRule, ...] = ()
     experiment_seed: int = 0
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 class _Infeasible(Exception):
@@ -84,7 +90,24 @@ class _TuneReporter:
 
 
 def trial_entry(config: dict[str, Any], *, data: SearchData, settings: TrialSettings) -> None:
-    """One trial, inside a Ray worker: build the TrialSpec and run the recipe."""
+    """One trial, inside a Ray worker: build the TrialSpec and run the recipe.
+
+    An exception leaves masked (:func:`search.redaction.redacted_exception`: same type, secrets masked in its
+    message and traceback), raised outside the ``except`` block: Ray's console, its ``error.txt``/``error.pkl``
+    and our records only ever see the masked copy, never the original or its chained context.
+    """
+    remember_secrets(settings.secrets)
+    try:
+        _train(config, data, settings)
+        return
+    except _Infeasible:
+        return  # ends like a trial stopped early; the driver records it as infeasible
+    except Exception as err:  # noqa: BLE001 - every trial error leaves this process masked
+        failure = redacted_exception(err)
+    raise failure from None
+
+
+def _train(config: dict[str, Any], data: SearchData, settings: TrialSettings) -> None:
     import torch
 
     # Ray exposes only the trial's GPU(s) through CUDA_VISIBLE_DEVICES; the first visible one is ours.
@@ -104,10 +127,7 @@ def trial_entry(config: dict[str, Any], *, data: SearchData, settings: TrialSett
     faults = FaultPlan.for_trial(settings.faults, spec.trial_number, attempt, settings.experiment_seed,
                                  _node_resources) if settings.faults else None
     reporter = _TuneReporter(spec.epochs, device_name, attempt, settings.constraints, faults)
-    try:
-        resolve_trainer(settings.trainer).train(spec, reporter)
-    except _Infeasible:
-        return  # ends like a trial stopped early; the driver records it as infeasible
+    resolve_trainer(settings.trainer).train(spec, reporter)
 
 
 def _node_resources() -> set[str]:

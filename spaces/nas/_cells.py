@@ -26,7 +26,7 @@ def _check_ops(ops: Any) -> tuple[str, ...]:
         raise SpaceError("ops", f"must be a non-empty list of op names (got {ops!r})")
     ops = tuple(ops)
     for op in ops:
-        if not isinstance(op, str) or not _OP_NAME.match(op):
+        if not isinstance(op, str) or not _OP_NAME.fullmatch(op):
             raise SpaceError("ops", f"op names are identifiers (got {op!r})")
     if len(set(ops)) != len(ops):
         raise SpaceError("ops", f"must be unique (got {list(ops)})")

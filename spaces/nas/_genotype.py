@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping
 from spaces._errors import SpaceError
 
 Edge = tuple[str, int]
-_OP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_OP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # matched whole (fullmatch)
 _SINGLE = "cell"
 
 
@@ -37,7 +37,7 @@ class CellGenotype:
             raise SpaceError("", f"a cell is a list of nodes, each a list of [op, input] edges (got {nodes!r})") from None
         for node in built:
             for op, _ in node:
-                if not _OP_NAME.match(op):
+                if not _OP_NAME.fullmatch(op):
                     raise SpaceError("", f"op names are identifiers (got {op!r})")
         object.__setattr__(self, "nodes", built)
 
@@ -85,7 +85,7 @@ class Genotype:
     def __init__(self, cells: Mapping[str, Any]) -> None:
         built = {}
         for name, cell in cells.items():
-            if not isinstance(name, str) or not _OP_NAME.match(name):
+            if not isinstance(name, str) or not _OP_NAME.fullmatch(name):
                 raise SpaceError("", f"cell names are identifiers (got {name!r})")
             built[name] = cell if isinstance(cell, CellGenotype) else CellGenotype(cell)
         if not built:

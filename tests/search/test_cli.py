@@ -72,7 +72,7 @@ def test_missing_file_bad_set_and_unusable_data(tmp_path, isolated, capsys):
     data = {"source": "parquet", "path": str(table), "label": "target"}
     config = write_config(tmp_path / "data.yaml", data=data)
     assert main(["run", str(config), "--workdir", str(workdir)]) == 2
-    assert "data: data.label: column 'target' is not in" in capsys.readouterr().err
+    assert "hypernas: error: data.label: column 'target' is not in" in capsys.readouterr().err  # from the schema
     assert not workdir.exists() and not store.exists()
 
 

@@ -15,8 +15,12 @@ import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from search._optuna import load_study
+from search._optuna import AskTellStudy, load_study
+from search._tune._searcher import OptunaSearcher
+from search.config import load_config
+from search.events import EventLog
 from search.records import read_trials
+from search.seeds import derive_seed
 from tests.conftest import ROOT
 from tests.helpers import tiny_config
 from trainers.hardware import TIMING_METRICS
@@ -78,7 +82,7 @@ def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path, promotion):
             assert strip(reported_before[epoch]) == strip(reported_after[epoch])
 
     rows = read_trials(folder)
-    assert len(rows) == TRIALS and len({r["number"] for r in rows}) == TRIALS
+    assert [r["number"] for r in rows] == list(range(TRIALS))  # each number once: none asked and lost at the crash
     assert all(r["state"] in ("COMPLETE", "PRUNED") for r in rows)
     study = load_study(folder / "optuna.journal", "crash")  # the sampler kept its history
     finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -87,10 +91,72 @@ def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path, promotion):
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("crash").experiment_id])
     numbers = [r.data.tags["hypernas.trial_number"] for r in runs if "hypernas.trial_number" in r.data.tags]
-    assert sorted(numbers, key=int) == [str(r["number"]) for r in rows]  # reattached: no duplicate child runs
+    assert sorted(numbers, key=int) == [str(n) for n in range(TRIALS)]  # reattached: no duplicate child runs
     assert all(r.info.status == "FINISHED" for r in runs)
     for run in runs:
         if "hypernas.trial_number" in run.data.tags:
             row = next(r for r in rows if str(r["number"]) == run.data.tags["hypernas.trial_number"])
             steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")]
             assert steps == list(range(1, row["epochs_run"] + 1))  # every epoch logged once, none missing
+
+
+def test_trials_asked_after_tunes_last_snapshot_run_again_under_their_numbers(tmp_path):
+    """A driver killed between asking Optuna for a trial and Tune's next snapshot: Tune's restored state does not
+    know the trial, Optuna holds it RUNNING. The resumed searcher offers it first, same number and configuration —
+    also one the crash cut off mid-ask (TPE's first model-based ask is slow): its stored parameters are kept."""
+    cfg = load_config(tiny_config("reoffer", budget={"trials": TRIALS, "max_concurrent": 2}))
+    journal_path, snapshot = tmp_path / "optuna.journal", tmp_path / "searcher.json"
+    seed = derive_seed(cfg.seed, "sampler")
+    events = EventLog()
+    live = OptunaSearcher(AskTellStudy.create(cfg.name, cfg.space, cfg.searcher, seed, cfg.metric.mode, journal_path),
+                          cfg, events, TRIALS)
+    first, second = live.suggest("t0"), live.suggest("t1")
+    live.on_trial_complete("t0", {"epoch": first["epochs"], "val_accuracy": 0.5})
+    live.save(str(snapshot))  # Tune's last snapshot: trial 1 live, trial 0 done
+    late = live.suggest("t2")  # asked after the snapshot
+    cut = live.study.study.ask()  # the next ask: one parameter stored, then the driver dies
+    lr = cut.suggest_float("lr", 1e-3, 3e-2, log=True)
+
+    study = AskTellStudy.load(cfg.name, cfg.space, cfg.searcher, seed, journal_path)
+    logged = EventLog()
+    logged.rows = list(events.rows)  # the decision log as the crash left it: asks of trials 0, 1, 2
+    resumed = OptunaSearcher(study, cfg, logged, TRIALS)
+    resumed.finished = {0}
+    resumed.restore(str(snapshot))
+    assert resumed.numbers == {"t1": second["trial_number"]}
+    again = resumed.suggest("u0")
+    assert again == late and again["trial_number"] == 2  # same number, configuration, seed and epochs
+    completed = resumed.suggest("u1")
+    assert completed["trial_number"] == 3 and completed["params"]["lr"] == lr
+    cfg.space.check(completed["params"])  # a whole configuration
+    assert resumed.suggest("u2")["trial_number"] == 4  # then new trials
+    assert [t.number for t in study.study.trials] == [0, 1, 2, 3, 4]  # none asked twice
+    assert [r["trial"] for r in logged.rows if r["kind"] == "ask"] == [0, 1, 2, 3, 4]  # each ask logged once
+
+
+def test_strict_generations_go_on_where_they_stood_after_a_restart(tmp_path):
+    """Strict mode after a restart: a trial the records saw end but Optuna was never told of (it waited for a
+    lower-numbered one) is told; the next generation waits until every earlier trial is told, then asks what is
+    left of the budget."""
+    cfg = load_config(tiny_config("strict", budget={"trials": 4, "max_concurrent": 2},
+                                  reproducible={"mode": "strict", "generation_size": 2}))
+    journal_path, snapshot = tmp_path / "optuna.journal", tmp_path / "searcher.json"
+    seed = derive_seed(cfg.seed, "sampler")
+    live = OptunaSearcher(AskTellStudy.create(cfg.name, cfg.space, cfg.searcher, seed, cfg.metric.mode, journal_path),
+                          cfg, EventLog(), 4)
+    first, second = live.suggest("t0"), live.suggest("t1")
+    assert live.suggest("t2") is None  # the generation of two is out
+    live.on_trial_complete("t1", {"epoch": second["epochs"], "val_accuracy": 0.5})  # waits for trial 0's tell
+    live.save(str(snapshot))  # then the driver dies: trial 1 ended in the records, Optuna not told
+
+    study = AskTellStudy.load(cfg.name, cfg.space, cfg.searcher, seed, journal_path)
+    resumed = OptunaSearcher(study, cfg, EventLog(), 4)
+    resumed.finished = {1}
+    resumed.tell_ended(1, "COMPLETE")
+    resumed.restore(str(snapshot))
+    assert study.study.trials[1].state == TrialState.COMPLETE and study.study.trials[1].value == 0.5
+    assert resumed.suggest("u0") is None  # trial 0 is not told yet: no new generation
+    resumed.on_trial_complete("t0", {"epoch": first["epochs"], "val_accuracy": 0.25})
+    assert [resumed.suggest("u1")["trial_number"], resumed.suggest("u2")["trial_number"]] == [2, 3]
+    assert resumed.suggest("u3") is None  # the budget of four is asked
+    assert len(study.study.trials) == 4

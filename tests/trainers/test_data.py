@@ -5,7 +5,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trainers import Mnist1dSource, ParquetSource, sealed_data, search_data
+import dataclasses
+
+from trainers import DigitsSource, Mnist1dSource, ParquetSource, row_digests, sealed_data, search_data, split_digests
 from trainers.data import stratified_split
 
 
@@ -20,7 +22,7 @@ def test_mnist1d_generates_offline_and_leaves_global_rng_alone(mnist):
     expected = (random.random(), np.random.rand())
     random.seed(123)
     np.random.seed(123)
-    trainval, test = mnist.load(seed=0)
+    trainval, test = mnist.load()
     assert (random.random(), np.random.rand()) == expected  # make_dataset reseeds globals; we put them back
     assert trainval.x.shape == (800, 40) and test.x.shape == (200, 40)
     assert trainval.x.dtype == np.float32 and trainval.y.dtype == np.int64
@@ -30,7 +32,7 @@ def test_search_data_is_train_and_validation_only(mnist):
     data = search_data(mnist, seed=5)
     assert len(data.train) + len(data.val) == 800 and abs(len(data.val) - 160) <= 5 and data.num_classes == 10
     assert set(vars(data)) == {"train", "val", "num_classes", "name"}  # nothing else rides along
-    _, test = mnist.load(seed=5)
+    _, test = mnist.load()
     test_rows = {row.tobytes() for row in test.x}
     assert not any(row.tobytes() in test_rows for row in np.concatenate([data.train.x, data.val.x]))
 
@@ -39,7 +41,7 @@ def test_validation_is_carved_from_train_stratified_and_seeded(mnist):
     a, b, c = search_data(mnist, seed=1), search_data(mnist, seed=1), search_data(mnist, seed=2)
     assert a.val.fingerprint == b.val.fingerprint and a.train.fingerprint == b.train.fingerprint
     assert a.val.fingerprint != c.val.fingerprint
-    trainval, _ = mnist.load(seed=1)
+    trainval, _ = mnist.load()
     assert sorted((a.train + a.val).y.tolist()) == sorted(trainval.y.tolist())
     counts = np.bincount(a.val.y, minlength=10)
     assert counts.min() >= 14 and counts.max() <= 18  # about 20 % of each class's ~80 rows
@@ -82,6 +84,21 @@ def test_parquet_source_splits_a_user_table(tmp_path):
     assert abs(sealed.size - 60) <= 3
     assert search_data(source, seed=4).train.fingerprint == data.train.fingerprint
     assert search_data(source, seed=9).train.fingerprint != data.train.fingerprint
+    assert sealed_data(source, seed=9)[1].fingerprint == sealed.fingerprint  # the test rows stay put
+
+
+@pytest.mark.parametrize("source", [Mnist1dSource(num_samples=1000), DigitsSource()], ids=["mnist1d", "digits"])
+def test_test_rows_follow_split_seed_never_the_experiment_seed(source):
+    """Trying a few experiment seeds must never put one seed's test rows into another's training data."""
+    sealed = {seed: sealed_data(source, seed)[1] for seed in (0, 1, 2)}
+    assert len({s.fingerprint for s in sealed.values()}) == 1
+    trainval, test = split_digests(source)
+    assert test == sealed[0].row_digests and not trainval & test
+    for seed in (0, 1, 2):
+        data = search_data(source, seed)
+        assert row_digests(data.train + data.val) == trainval  # every seed trains on the same non-test rows
+    moved = dataclasses.replace(source, split_seed=source.split_seed + 1)
+    assert sealed_data(moved, 0)[1].fingerprint != sealed[0].fingerprint  # split_seed decides the test rows
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -92,7 +109,7 @@ def test_parquet_source_errors_name_the_field(tmp_path, kwargs, message):
     path = tmp_path / "table.parquet"
     _write_table(path)
     with pytest.raises(ValueError, match=message):
-        ParquetSource(str(path), **kwargs).load(0)
+        ParquetSource(str(path), **kwargs).load()
 
 
 def test_stratified_split_keeps_every_class_on_both_sides():
