@@ -7,16 +7,42 @@ The one call to run a search from Python::
     print(result.best)
 
 Plain Optuna users can ask a trial for a configuration from a ``spaces.Space`` with :func:`suggest_config`.
+
+The public names load on first use (PEP 562): ``import search`` — and so the CLI, ``hypernas validate`` among
+it — does not pay for mlflow, optuna or torch until a name that needs them is touched.
 """
 
-from search._optuna import suggest_config
-from search._optuna.evolution import RegularizedEvolutionSampler
-from search.config import ConfigError, ExperimentConfig, load_config
-from search.experiment import ExperimentResult, run_experiment
-from search.seeds import derive_seed
-from search.selection import SelectionError, TestSetAlreadyOpened, best_trial, run_sealed_test
+from __future__ import annotations
 
-__all__ = [
-    "ConfigError", "RegularizedEvolutionSampler", "ExperimentConfig", "ExperimentResult", "SelectionError", "TestSetAlreadyOpened", "best_trial",
-    "derive_seed", "load_config", "run_experiment", "suggest_config", "run_sealed_test",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "suggest_config": "search._optuna",
+    "RegularizedEvolutionSampler": "search._optuna.evolution",
+    "ConfigError": "search.config",
+    "ExperimentConfig": "search.config",
+    "load_config": "search.config",
+    "ExperimentResult": "search.experiment",
+    "run_experiment": "search.experiment",
+    "derive_seed": "search.seeds",
+    "SelectionError": "search.sealing",
+    "TestSetAlreadyOpened": "search.sealing",
+    "best_trial": "search.selection",
+    "run_sealed_test": "search.selection",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'search' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -393,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # As with `python -m`: modules in the current folder are importable (a config's `trainer: mypkg.mod:train`).
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    from search.selection import SelectionError, TestSetAlreadyOpened
+    from search.sealing import SelectionError, TestSetAlreadyOpened
 
     try:
         # Every verb's NAME (and --name) obeys the config's name rule before anything is built from it.

@@ -40,7 +40,7 @@ import yaml
 from search.constraints import Constraint
 from search.redaction import REDACTED, looks_secret_path, redact, remember_secrets, secret_values
 from spaces import Constant, Int, Space, SpaceError, YamlDocumentError, dump_yaml, load_yaml
-from trainers import DEFAULT_SPLIT_SEED, DataSource, DigitsSource, Mnist1dSource, ParquetSource, check_space, resolve_trainer
+from trainers import DEFAULT_SPLIT_SEED, DataSource, DigitsSource, Mnist1dSource, ParquetSource, check_space
 
 SEARCHERS = ("tpe", "random", "cmaes", "grid", "evolution")
 # Settings each scheduler takes besides ``type`` (read and written only for that scheduler).
@@ -762,6 +762,8 @@ def config_from_dict(raw: Any, *, default_name: str | None = None) -> Experiment
     validate_name(name)
     seed = top.take("seed", _int(0, MAX_SEED), 0)
     trainer_name = top.take("trainer", _str, "cnn")
+    from trainers import resolve_trainer  # the built-in recipes import torch: only once a config gets this far
+
     try:
         trainer = resolve_trainer(trainer_name)
     except ValueError as err:

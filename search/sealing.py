@@ -37,6 +37,16 @@ from typing import Any, Iterator, Mapping
 LEDGER_FILE = "test_ledger.jsonl"
 
 
+class SelectionError(RuntimeError):
+    """No winner to select (no trial completed, the search still runs or was interrupted)."""
+
+
+class TestSetAlreadyOpened(RuntimeError):
+    """The sealed test split was opened before for another model; opening it again needs ``force``."""
+
+    __test__ = False  # not a pytest test class
+
+
 @dataclass
 class Look:
     """One ``open`` event folded with what followed it."""

@@ -23,20 +23,11 @@ from search.records import JOURNAL_FILE as RECORDS_JOURNAL
 from search.records import ExperimentRecords, pick_best
 from search.redaction import redact
 from search.seeds import derive_seed
-from search.sealing import Decision, TestLedger, decide, describe, model_key, new_open, source_identity
+from search.sealing import Decision, SelectionError, TestLedger, TestSetAlreadyOpened, decide, describe, model_key
+from search.sealing import new_open, source_identity
 from search.sealing import split_change_warnings
 from search.workdir import ExperimentFolder, existing_experiment, write_json_atomic
 from trainers import MemoryReporter, TrialSpec, resolve_trainer, sealed_data
-
-
-class SelectionError(RuntimeError):
-    """No winner to select (e.g. no trial completed)."""
-
-
-class TestSetAlreadyOpened(RuntimeError):
-    """The sealed test split was opened before for another model; re-opening needs ``force``."""
-
-    __test__ = False  # not a pytest test class
 
 
 def best_trial(workdir: str | Path, name: str, *, allow_interrupted: bool = False) -> dict[str, Any]:

@@ -1,33 +1,39 @@
 """How one trial trains: data splits (with the sealed test split), seeding, recipes and the Reporter protocol.
 
 Knows nothing of Ray or MLflow. A recipe is ``train(spec: TrialSpec, reporter: Reporter) -> Evaluator | None``.
+
+The public names load on first use (PEP 562): the data sources and hyperparameter checks need no torch, so
+reading and checking a config does not pay for importing it until a recipe is asked for.
 """
 
-from trainers.checkpoint import state_from_bytes, state_to_bytes
-from trainers.data import (
-    DEFAULT_SPLIT_SEED,
-    DataSource,
-    DigitsSource,
-    Mnist1dSource,
-    ParquetSource,
-    SealedTestSplit,
-    SearchData,
-    Split,
-    make_source,
-    row_digests,
-    sealed_data,
-    search_data,
-    split_digests,
-)
-from trainers.hyper import Hyper, check_space, resolve
-from trainers.registry import BUILTIN, Trainer, resolve_trainer
-from trainers.reporting import MemoryReporter, Reporter
-from trainers.seeding import dataloader_seeding, seed_everything
-from trainers.spec import Evaluator, Recipe, TrialSpec
+from __future__ import annotations
 
-__all__ = [
-    "BUILTIN", "DEFAULT_SPLIT_SEED", "DataSource", "DigitsSource", "Evaluator", "Hyper", "MemoryReporter", "Mnist1dSource", "ParquetSource", "Recipe",
-    "Reporter", "SealedTestSplit", "SearchData", "Split", "Trainer", "TrialSpec", "check_space", "dataloader_seeding", "make_source",
-    "resolve", "resolve_trainer", "row_digests", "sealed_data", "search_data", "seed_everything", "split_digests", "state_from_bytes",
-    "state_to_bytes",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    **dict.fromkeys(("state_from_bytes", "state_to_bytes"), "trainers.checkpoint"),
+    **dict.fromkeys(("DEFAULT_SPLIT_SEED", "DataSource", "DigitsSource", "Mnist1dSource", "ParquetSource",
+                     "SealedTestSplit", "SearchData", "Split", "make_source", "row_digests", "sealed_data",
+                     "search_data", "split_digests"), "trainers.data"),
+    **dict.fromkeys(("Hyper", "check_space", "resolve"), "trainers.hyper"),
+    **dict.fromkeys(("BUILTIN", "Trainer", "resolve_trainer"), "trainers.registry"),
+    **dict.fromkeys(("MemoryReporter", "Reporter"), "trainers.reporting"),
+    **dict.fromkeys(("dataloader_seeding", "seed_everything"), "trainers.seeding"),
+    **dict.fromkeys(("Evaluator", "Recipe", "TrialSpec"), "trainers.spec"),
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'trainers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
