@@ -601,7 +601,7 @@ def _custom_resources(path: str, value: Any) -> dict[str, float]:
 def _parse_tracking(raw: Any) -> TrackingConfig:
     section = _Section(raw, "tracking")
     tracking = TrackingConfig(
-        uri=section.take("uri", _optional(_tracking_uri), None),
+        uri=section.take("uri", _optional(tracking_uri_rule), None),
         experiment=section.take("experiment", _optional(_str), None),
     )
     section.finish()
@@ -615,7 +615,8 @@ TRACKING_DATABASES = ("sqlite", "postgresql", "mysql", "mssql")
 TRACKING_SCHEMES = ("file", "http", "https", "databricks", *TRACKING_DATABASES)
 
 
-def _tracking_uri(path: str, value: Any) -> str:
+def tracking_uri_rule(path: str, value: Any) -> str:
+    """``value`` if MLflow can track to it (see :data:`TRACKING_SCHEMES`), else a ConfigError naming ``path``."""
     from urllib.parse import urlsplit
 
     value = _str(path, value)

@@ -6,6 +6,7 @@ The public entry point is :func:`run_experiment` (the CLI's ``hypernas run`` is 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import sys
@@ -16,7 +17,7 @@ from typing import Any, Iterable, Mapping, TextIO
 
 from search import _mlflow
 from search._optuna import AskTellStudy, grid_size
-from search.config import ConfigError, ExperimentConfig, load_config
+from search.config import ConfigError, ExperimentConfig, load_config, tracking_uri_rule
 from search.environment import capture_environment
 from search.events import EVENTS_FILE, EventLog
 from search.interruption import Interrupted, SignalGuard
@@ -112,6 +113,8 @@ def run_experiment(
         raise ConfigError("data", str(err)) from None
     for warning in split_change_warnings(workdir, cfg.data):  # test rows that other splits trained on
         stream.write(f"warning: {warning}\n")
+    if cfg.tracking.uri is None and os.environ.get("MLFLOW_TRACKING_URI"):  # checked like tracking.uri, before Ray
+        tracking_uri_rule("MLFLOW_TRACKING_URI", os.environ["MLFLOW_TRACKING_URI"])
     trials, notes = trial_budget(cfg)
 
     from search._tune import describe_cluster, ensure_ray, run_trials, unplaceable  # ray loads only when needed

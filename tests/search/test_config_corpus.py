@@ -222,6 +222,8 @@ def no_ray(monkeypatch):
     guard = types.ModuleType("search._tune")
 
     def refuse(name):
+        if name.startswith("__"):  # module machinery (an import scanning sys.modules), not a use of the adapter
+            raise AttributeError(name)
         raise AssertionError(f"search._tune.{name} used: the config passed validation and the run went on")
     guard.__getattr__ = refuse
     monkeypatch.setitem(sys.modules, "search._tune", guard)
@@ -355,3 +357,13 @@ def test_yaml_this_project_writes_reads_back():
     assert "&" not in text and load_yaml(text) == {"a": [1, 2], "b": [1, 2], "lr": 1e-4}
     cfg = load_config(yaml.safe_load(BASE_TEXT))
     assert load_config(load_yaml(cfg.to_yaml())) == cfg
+
+
+def test_an_unsupported_tracking_uri_from_the_environment_stops_run_before_ray(tmp_path, monkeypatch, capsys, no_ray):
+    config = _write(tmp_path, with_(), tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "ftp://alice:hunter2@files.example.com/runs")
+    before = _tree(tmp_path)
+    assert main(["run", str(config), "--workdir", str(tmp_path / "work")]) == 2
+    line = _one_error_line(capsys, "MLFLOW_TRACKING_URI")
+    assert "scheme 'ftp'" in line and "hunter2" not in line
+    assert _tree(tmp_path) == before
