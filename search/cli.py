@@ -245,20 +245,23 @@ def serve(command: Sequence[str], env: dict[str, str], grace_s: float = 10.0) ->
     second signal). Returns the server's exit code, or 128 + the signal's number.
     """
     received: list[int] = []
-    started = False
+    waiting = False  # only a signal during the wait ends it; one during the clean-up just hurries it
 
     def on_signal(signum: int, frame: Any) -> None:
         received.append(signum)
-        if len(received) == 1 and started:
+        if len(received) == 1 and waiting:
             raise _Stop  # ends server.wait(); before the server exists, the check after Popen sees it
 
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     server = None
     try:
         server = subprocess.Popen(list(command), env=env, start_new_session=True)
-        started = True
         if not received:
-            return server.wait()
+            waiting = True
+            try:
+                return server.wait()
+            finally:
+                waiting = False
     except _Stop:
         pass
     finally:
@@ -412,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hypernas: error: {redact(str(err))}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt as err:  # search.interruption.Interrupted says which signal and how to resume
-        print(f"hypernas: {err or 'interrupted'}", file=sys.stderr)
+        print(f"hypernas: {str(err) or 'interrupted'}", file=sys.stderr)
         return getattr(err, "exit_code", 128 + signal.SIGINT)
     except Exception:  # noqa: BLE001 - last resort: show what broke (secrets masked), exit non-zero
         sys.stderr.write(redact(traceback.format_exc()))

@@ -56,6 +56,9 @@ EPOCHS = "epochs"  # the space parameter that sets a trial's number of epochs
 # An experiment's name is a folder under the workdir and an MLflow experiment name. Matched whole (fullmatch: a
 # trailing newline does not slip through ``$``); with no separator and no ``..`` it can never leave the workdir.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+# Entries of the workdir itself: an experiment of that name would be a folder on top of them.
+RESERVED_NAMES = {"mlflow.db": "MLflow store", "mlartifacts": "MLflow artifact folder",
+                  "test_ledger.jsonl": "test-split ledger"}
 NAME_RULE = "must start with a letter or digit and hold only letters, digits, _ . - (at most 128 characters, no '..')"
 
 # Upper bounds on sizes and times: far above any real experiment, low enough that a slip (three zeros too many,
@@ -169,6 +172,8 @@ def validate_name(name: Any, field: str = "name") -> str:
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         raise ConfigError(field, f"{NAME_RULE} (got {_describe(name)})")
+    if name in RESERVED_NAMES:
+        raise ConfigError(field, f"{name!r} is the name of the workdir's own {RESERVED_NAMES[name]}; choose another")
     return name
 
 

@@ -104,6 +104,9 @@ def run_experiment(
     cfg = load_config(config, overrides=overrides, name=name, seed=seed)
     workdir = Path(workdir).resolve()
     folder = ExperimentFolder(workdir, cfg.name)
+    if folder.path.exists() and not folder.exists() and not folder.config_file.is_file():  # only experiments
+        raise ConfigError("name", f"{folder.path} exists and is not an experiment (no state.json); choose another "
+                                  "--name")
     if folder.path.exists() and not overwrite:
         raise ConfigError("name", f"experiment {cfg.name!r} already exists in {workdir}; choose another --name, "
                                   "or pass --overwrite to replace it")

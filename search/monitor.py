@@ -147,8 +147,9 @@ class Monitor:
             self.records.forget(number)
             self.tracker.trial_discarded(number)
         for record in list(self.records.trials.values()):
-            if record.state == "RUNNING" and interrupted:
-                self.trial_ended(record.number, "INTERRUPTED", reason="the experiment was interrupted")
+            if interrupted:  # an INTERRUPTED one a resume had not restarted yet stays so: still not final
+                if record.state == "RUNNING":
+                    self.trial_ended(record.number, "INTERRUPTED", reason="the experiment was interrupted")
             elif record.state in ("RUNNING", "INTERRUPTED"):  # INTERRUPTED: one a resumed run never continued
                 self.trial_ended(record.number, final_state(record.epochs_run, record.epochs, errored=False),
                                  reason=reason)

@@ -11,8 +11,10 @@ included), ``hypernas validate`` and the entrypoint ``hypernas submit`` prints. 
   settings anywhere in a loaded config, passwords inside URLs, and secret-looking environment variables such as
   ``MLFLOW_TRACKING_PASSWORD``) is masked wherever it appears in text: an exception that quotes a token is
   masked although nothing names it;
-* **by shape** — ``https://user:***@host`` (URL passwords) and ``?token=***``, ``&key=***``, ``password=***``,
-  ``"api_key": "***"`` (secret-named assignments in query strings, command lines, JSON and reprs).
+* **by shape** — ``https://user:***@host`` (URL passwords), ``https://***@host`` (a user name alone, which
+  GitHub and many services accept a token as) and ``?token=***``, ``&key=***``, ``password=***``,
+  ``api_key='***'``, ``password = "***"``, ``"api_key": "***"`` (secret-named assignments in query strings,
+  command lines, code, JSON and reprs).
 
 A trial's exception is masked where it is raised, in the Ray worker (:func:`redacted_exception`), so neither
 Ray's console, Ray's files (``error.txt``, ``error.pkl``) nor our records ever see the raw text.
@@ -48,11 +50,14 @@ SECRET_OVERRIDES_ENV = "HYPERNAS_SECRET_OVERRIDES"
 _WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")
 # The last word decides: a name says what it holds at its end ("api_key", "db.password", "GITHUB_TOKEN"), while a
 # secret word elsewhere only qualifies ("key_dim" is a dimension, "token_count" a count). Plurals of key and token
-# are collections or counts ("num_keys", "max_tokens"); secrets, passwords and credentials stay secret.
+# are collections or counts ("num_keys", "max_tokens", "missing_keys", "prompt_tokens") unless a credential word
+# precedes them ("api_keys", "access_tokens", see _SECRET_PLURAL_AFTER); secrets, passwords and credentials stay
+# secret. "pwd" is a password only after another word ("db_pwd", "MYSQL_PWD"): the bare PWD and OLDPWD
+# environment variables are directories.
 _SECRET_WORDS = frozenset({
     "key", "token", "secret", "secrets", "password", "passwords", "passwd", "passphrase", "credential",
     "credentials", "creds", "auth", "authorization", "apikey", "accesskey", "secretkey", "privatekey", "authtoken",
-    "accesstoken", "sessiontoken", "clientsecret",
+    "accesstoken", "sessiontoken", "clientsecret", "apikeys", "authtokens", "accesstokens",
 })
 # One-word names written without separators end in these: "APIKEY", "DBPASSWORD", "MYTOKEN", "OAUTH" — but
 # not "monkey", "keyword", "tokenizer" or "author".
@@ -62,13 +67,23 @@ _SECRET_ENDINGS = ("apikey", "accesskey", "secretkey", "privatekey", "password",
 _SECRET_PAIRS = frozenset({"passphrase", "password", "apikey", "accesskey", "secretkey", "privatekey"})
 # Keys and tokens that are not credentials, named by what precedes them: a tokenizer's special tokens ("pad_token",
 # "eos_token") and data-structure or random-generator keys ("sort_key", "partition_key", "rng_key").
+# Attention and embedding keys ("query_key", "attn_key", "kv_key") are model parameters, not credentials.
 _NOT_SECRET_BEFORE = {
     "token": frozenset({"bos", "eos", "pad", "unk", "sep", "cls", "mask", "start", "end", "special"}),
     "key": frozenset({"sort", "primary", "foreign", "hash", "partition", "cache", "dict", "rng", "prng", "group",
-                      "shard", "join", "lookup", "index"}),
+                      "shard", "join", "lookup", "index",
+                      "query", "value", "attn", "attention", "embed", "embedding", "emb", "proj", "projection",
+                      "head", "heads", "kv", "qkv", "self", "cross", "memory", "pos", "position", "positional",
+                      "rotary", "dropout", "init", "noise", "sample", "label", "target", "feature", "column",
+                      "field", "metric", "input", "output"}),
 }
-# A secret word followed by one of these still names the secret itself: "token_value", "password_text".
-_VALUE_WORDS = frozenset({"value", "string", "str", "text", "b64", "base64", "hex"})
+# "keys" and "tokens" are secret only after one of these ("api_keys", "ssh_keys", "access_tokens", "apiTokens").
+_SECRET_PLURAL_AFTER = frozenset({
+    "api", "access", "secret", "private", "ssh", "auth", "session", "refresh", "bearer", "oauth", "encryption",
+    "signing", "client", "service", "deploy", "personal", "master", "gpg", "pgp", "jwt", "webhook"})
+# A secret word followed by one of these still names the secret itself: "token_value", "password_text",
+# "secret_key_base" (Rails), "private_key_pem".
+_VALUE_WORDS = frozenset({"value", "string", "str", "text", "b64", "base64", "hex", "base", "pem", "der"})
 # Settings under a secret name that describe the parameter rather than hold the secret (a space's categorical
 # ``api_key: {type: categorical, choices: [...]}``: its choices are secrets, "categorical" is not).
 _STRUCTURAL_KEYS = frozenset({"type", "when", "log", "step", "low", "high"})
@@ -94,15 +109,25 @@ def looks_secret(name: str) -> bool:
     [True, True, True, True, True, True]
     >>> [looks_secret(n) for n in ("key_dim", "num_keys", "tokenizer", "keyword", "monkey", "author", "lr")]
     [False, False, False, False, False, False, False]
+    >>> [looks_secret(n) for n in ("api_keys", "secret_key_base", "db_pwd", "PWD", "query_key", "missing_keys")]
+    [True, True, True, False, False, False]
     """
-    words = name_words(name)
+    return _words_secret(name_words(name))
+
+
+def _words_secret(words: tuple[str, ...]) -> bool:
     if not words:
         return False
-    if len(words) >= 2 and words[-1] in _VALUE_WORDS and _is_secret_word(words[-2]):
-        return True
-    if len(words) >= 2 and words[-2] in _NOT_SECRET_BEFORE.get(words[-1], ()):
+    last = words[-1]
+    if len(words) >= 2 and last in _VALUE_WORDS:
+        return _words_secret(words[:-1])
+    if len(words) >= 2 and words[-2] in _NOT_SECRET_BEFORE.get(last, ()):
         return False
-    return _is_secret_word(words[-1]) or (len(words) >= 2 and words[-2] + words[-1] in _SECRET_PAIRS)
+    if last in ("keys", "tokens"):
+        return len(words) >= 2 and words[-2] in _SECRET_PLURAL_AFTER
+    if last == "pwd":
+        return len(words) >= 2
+    return _is_secret_word(last) or (len(words) >= 2 and words[-2] + last in _SECRET_PAIRS)
 
 
 def _is_secret_word(word: str) -> bool:
@@ -127,9 +152,17 @@ def _env_name_secret(name: str) -> bool:
 
 _URL_PASSWORD = re.compile(
     r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#\s:@]*:)(?P<secret>[^/?#\s]*)@(?=[^/?#\s@]*(?:[/?#\s]|$))")
+# A user name alone, which GitHub and many services accept a token as: https://TOKEN@host/path
+_URL_USER = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<secret>[^/?#\s:@]+)@(?=[^/?#\s@]*(?:[/?#\s]|$))")
+# Names a URL's user alone often is: not worth masking (short ones, "git", are not masked anyway).
+_URL_USER_PLACEHOLDERS = frozenset({"user", "username", "login", "name", "anonymous"})
 # name=value in query strings and command lines; the value is a lookahead, so "--set=db.password=x" is seen as
 # "--set" = "db.password=x" and then "db.password" = "x".
 _ASSIGNMENT = re.compile(r"(?P<name>[\w.\-]+)=(?=(?P<secret>[^\s&#'\"]+))")
+# name='value', name="value", name = "value" (keyword arguments in reprs, code, TOML)
+_QUOTED_ASSIGNMENT = re.compile(
+    r"(?P<name>[\w.\-]+)\s*=\s*(?P<q>['\"])(?P<secret>(?:\\.|(?!(?P=q)).)*)(?P=q)")
 # "name": "value" and 'name': 'value' (JSON, Python reprs in exception messages)
 _QUOTED_PAIR = re.compile(r"(?P<q>['\"])(?P<name>[\w.\-]+)(?P=q)\s*:\s*(?P<v>['\"])(?P<secret>(?:\\.|(?!(?P=v)).)*)(?P=v)")
 
@@ -145,10 +178,23 @@ def _placeholder(text: str) -> bool:
     return text.rstrip(",.;:)]}").strip("<>").lower() in _PLACEHOLDERS
 
 
+def _url_user_masked(user: str) -> bool:
+    """A URL's user name alone is masked by shape when it is worth masking and not a placeholder."""
+    return worth_masking(user) and not _placeholder(user) and user.strip("<>").lower() not in _URL_USER_PLACEHOLDERS
+
+
+def _token_like(text: str) -> bool:
+    """Long enough, with letters and digits, to be a token rather than a user name (``mlflow``, ``alice``)."""
+    return len(text) >= 16 and any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
+
+
 def _secrets_in_text(text: str) -> set[str]:
-    """URL passwords and secret-named assignment values inside ``text``."""
+    """URL passwords, token-like URL user names and secret-named assignment values inside ``text``. (A URL user
+    name that is not token-like is masked in its URL only: masking ``mlflow`` everywhere would rewrite output.)"""
     found = {m["secret"] for m in _URL_PASSWORD.finditer(text)}
+    found |= {user for m in _URL_USER.finditer(text) if _url_user_masked(user := m["secret"]) and _token_like(user)}
     found |= {m["secret"] for m in _ASSIGNMENT.finditer(text) if looks_secret(m["name"])}
+    found |= {m["secret"] for m in _QUOTED_ASSIGNMENT.finditer(text) if looks_secret(m["name"])}
     found |= {m["secret"] for m in _QUOTED_PAIR.finditer(text) if looks_secret(m["name"])}
     return {s for s in found if worth_masking(s) and not _placeholder(s)}
 
@@ -250,10 +296,11 @@ def _value_pattern(values: frozenset[str]) -> re.Pattern | None:
     return re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
 
 
-def _mask_spans(text: str, pattern: re.Pattern, mask: str) -> str:
+def _mask_spans(text: str, pattern: re.Pattern, mask: str, keep: Callable[[str], bool] | None = None) -> str:
     spans = [m.span("secret") for m in pattern.finditer(text)
              if m["secret"] and not _placeholder(m["secret"])
-             and ("name" not in pattern.groupindex or looks_secret(m["name"]))]
+             and ("name" not in pattern.groupindex or looks_secret(m["name"]))
+             and (keep is None or keep(m["secret"]))]
     if not spans:
         return text
     out, at = [], 0
@@ -273,8 +320,11 @@ def _redact_text(text: str, values: frozenset[str], mask: str) -> str:
         text = pattern.sub(mask, text)
     if "://" in text:
         text = _mask_spans(text, _URL_PASSWORD, mask)
+        if "@" in text:
+            text = _mask_spans(text, _URL_USER, mask, _url_user_masked)
     if "=" in text:
         text = _mask_spans(text, _ASSIGNMENT, mask)
+        text = _mask_spans(text, _QUOTED_ASSIGNMENT, mask)
     if ":" in text:
         text = _mask_spans(text, _QUOTED_PAIR, mask)
     return text

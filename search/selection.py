@@ -93,11 +93,11 @@ def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False,
     trainer = resolve_trainer(cfg.trainer)
     search, sealed = sealed_data(cfg.data, derive_seed(cfg.seed, "data"))
     train = search.merged()
-    model = model_key(cfg.trainer, winner["params"], winner["seed"], winner["epochs"], cfg.deterministic,
-                      train.train.fingerprint)
     ledger = TestLedger(folder.workdir)
+    model = model_key(ledger.salt(), cfg.trainer, winner["params"], winner["seed"], winner["epochs"],
+                      cfg.deterministic, train.train.fingerprint)
     warnings = split_change_warnings(folder.workdir, cfg.data)
-    decision = _decision(ledger, sealed.fingerprint, model, force)
+    decision = _decision(ledger, sealed.fingerprint, sealed.row_digests, model, force)
     if decision.action == "repeat":
         return _record_repeat(folder, ledger, decision, state, winner, warnings)
 
@@ -118,13 +118,14 @@ def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False,
 
     with ledger.locked():
         # decided again under the lock: another process may have scored a model on this split meanwhile
-        decision = _decision(ledger, sealed.fingerprint, model, force)
+        decision = _decision(ledger, sealed.fingerprint, sealed.row_digests, model, force)
         if decision.action == "repeat":
             return _record_repeat(folder, ledger, decision, state, winner, warnings, locked=True)
-        looks = [look for look in ledger.looks(sealed.fingerprint) if look.counts]
+        looks = [look for look in ledger.looks() if look.counts and look.shares(sealed.fingerprint, sealed.row_digests)]
         intent = ledger.append(new_open(sealed.fingerprint, source_identity(cfg.data), cfg.data.split_seed,
                                         folder.name, state.get("parent_run_id"), model,
-                                        {**winner, "params": redact(winner["params"])}, decision.forced))
+                                        {**winner, "params": redact(winner["params"])}, decision.forced,
+                                        rows=sealed.row_digests))
         try:
             test_split = sealed.open()
         except BaseException:
@@ -134,7 +135,9 @@ def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False,
         metrics = {f"test_{k}": float(v) for k, v in scores.items()}
         test_name = test_metric_name(cfg.metric.name)
         gap = winner["value"] - metrics[test_name] if test_name in metrics else None
-        ledger.append({"event": "complete", "id": intent["id"], "test_metrics": metrics, "test_metric": test_name,
+        ledger.append({"event": "complete", "id": intent["id"], "split": sealed.fingerprint, "model": model,
+                       "experiment": folder.name, "trial": int(winner["trial"]),
+                       "test_metrics": metrics, "test_metric": test_name,
                        "validation_metric": cfg.metric.name, "validation_value": winner["value"],
                        "optimism_gap": gap})
 
@@ -152,12 +155,17 @@ def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False,
     return entry
 
 
-def _decision(ledger: TestLedger, split: str, model: str, force: bool) -> Decision:
-    decision = decide(ledger.looks(split), model, force)
+def _decision(ledger: TestLedger, split: str, rows: frozenset[bytes], model: str, force: bool) -> Decision:
+    """The ledger's rule for ``model`` on this split, judged with every look at a split sharing rows with it."""
+    looks = [look for look in ledger.looks() if look.shares(split, rows)]
+    decision = decide(looks, model, force, split)
     if decision.action == "refuse":
+        prior = decision.prior
+        same = "this test split" if prior.split == split else (
+            f"{prior.shares(split, rows)} of this test split's {len(rows)} rows were in a test split that")
         raise TestSetAlreadyOpened(
-            f"this test split (sha256 {split[:12]}…) was already opened in this workdir for another model: "
-            f"{describe(decision.prior)}; another look would make its score a biased estimate. Pass --force to "
+            f"{same} (sha256 {prior.split[:12]}…) was already opened in this workdir for another model: "
+            f"{describe(prior)}; another look would make its score a biased estimate. Pass --force to "
             f"open it anyway; the look is recorded as forced (see `hypernas audit`).")
     return decision
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from search.seeds import derive_seed
 from search.config import ConfigError, ExperimentConfig, config_from_dict, read_config_file, validate_name
 
 DEFAULT_WORKDIR = "hypernas-runs"
@@ -62,7 +63,13 @@ class ExperimentFolder:
         return state
 
     def load_config(self) -> ExperimentConfig:
-        return config_from_dict(read_config_file(self.config_file))
+        raw = read_config_file(self.config_file)
+        data = raw.get("data") if isinstance(raw, dict) else None
+        if isinstance(data, dict) and data.get("source") in ("digits", "parquet") and "split_seed" not in data:
+            # written before data.split_seed existed: its test rows were drawn with the experiment's data seed,
+            # and must stay those rows (resume and test would otherwise score on rows the search trained on)
+            raw = {**raw, "data": {**data, "split_seed": derive_seed(int(raw.get("seed", 0)), "data")}}
+        return config_from_dict(raw)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

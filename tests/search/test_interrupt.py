@@ -209,3 +209,35 @@ def test_tune_stop_is_tunes_own_graceful_stop():
         for signum, handler in before.items():
             signal.signal(signum, handler)
         _TUNE_LOG.removeFilter(_HIDE_TUNE_RESUME_HINTS)
+
+
+def test_a_trial_interrupted_twice_stays_interrupted(tmp_path):
+    """Ctrl-C on a `resume` before Tune restarted an INTERRUPTED trial: it must stay INTERRUPTED (not final)."""
+    import io
+
+    from search._mlflow import TrackingWriter
+    from search.events import EventLog
+    from search.monitor import Monitor
+    from search.progress import ProgressView
+    from search.records import ExperimentRecords
+
+    journal_path = tmp_path / "records.jsonl"
+    tracker = TrackingWriter(f"sqlite:///{tmp_path / 'mlflow.db'}", "twice", (tmp_path / "art").as_uri())
+    tracker.start(run_name="twice", params={}, tags={}, texts={})
+
+    def monitor(records):
+        return Monitor(records, EventLog(), tracker, ProgressView(2, "val_loss", io.StringIO()), tmp_path)
+
+    records = ExperimentRecords("val_loss", "min", (), 2.0, journal=journal_path)
+    first = monitor(records)
+    first.trial_started(0, "t0", 1, {"x": 0.1}, 4)
+    first.trial_result(0, 1, {"val_loss": 0.5}, "node", "cpu")
+    first.finish(interrupted=True)
+    records.close()
+    assert ExperimentRecords.load(journal_path, "val_loss", "min", ()).trials[0].state == "INTERRUPTED"
+
+    again = ExperimentRecords.load(journal_path, "val_loss", "min", ())
+    monitor(again).finish(interrupted=True)  # the resume is interrupted before the trial ran again
+    again.close()
+    assert ExperimentRecords.load(journal_path, "val_loss", "min", ()).trials[0].state == "INTERRUPTED"
+    tracker.close("KILLED")

@@ -39,6 +39,8 @@ def site(tmp_path, monkeypatch):
     guard = types.ModuleType("search._tune")
 
     def refuse(name):
+        if name.startswith("__"):  # module machinery (an import scanning sys.modules), not a use of the adapter
+            raise AttributeError(name)
         raise AssertionError(f"search._tune.{name} used: the name was not refused first")
     guard.__getattr__ = refuse
     monkeypatch.setitem(sys.modules, "search._tune", guard)
@@ -122,3 +124,18 @@ def test_names_are_matched_whole():
     with pytest.raises(ConfigError) as info:
         validate_name("a/b", field="--name")
     assert info.value.path == "--name"
+
+
+@pytest.mark.parametrize("name", ["mlartifacts", "mlflow.db", "test_ledger.jsonl"])
+def test_the_workdirs_own_entries_are_not_experiment_names(name):
+    with pytest.raises(ConfigError, match="the workdir's own"):
+        validate_name(name)
+
+
+def test_overwrite_replaces_experiments_only(site, capsys):
+    keep = site / "work" / "notes"
+    keep.mkdir()
+    (keep / "mine.txt").write_text("not an experiment")
+    assert main(["run", str(site / "exp.yaml"), "--name", "notes", "--overwrite", "--workdir", str(site / "work")]) == 2
+    assert "is not an experiment" in capsys.readouterr().err
+    assert (keep / "mine.txt").read_text() == "not an experiment"

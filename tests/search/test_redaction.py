@@ -58,6 +58,10 @@ SECRET_NAMES = [
     "passwd", "secret", "client_secret", "clientSecret", "AWS_SECRET_ACCESS_KEY", "secret_key", "secretKey",
     "access_key", "private_key", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "Authorization",
     "token_value", "oauth", "space.api_token",
+    # lists of credentials, Rails' and PEM-named keys, "pwd" after another word, credential keys
+    "api_keys", "apiKeys", "API_KEYS", "ssh_keys", "access_tokens", "auth_tokens", "secret_key_base",
+    "SECRET_KEY_BASE", "private_key_pem", "api_key_value", "db_pwd", "DB_PWD", "MYSQL_PWD", "user_pwd", "adminPwd",
+    "ssh_key", "encryption_key", "signing_key", "space.api_keys",
 ]
 PLAIN_NAMES = [
     "key_dim", "num_keys", "keys", "tokenizer", "tokenizer_name", "keyword", "keywords", "monkey", "monkey_patch",
@@ -65,6 +69,10 @@ PLAIN_NAMES = [
     "sort_keys", "pad_token", "eos_token", "sort_key", "rng_key", "secretary", "password_hash", "auth_mode",
     "RAY_AUTH_MODE", "SSH_AUTH_SOCK", "PWD", "OLDPWD", "lr", "kernel_size", "width", "depth", "hotkey", "turkey",
     "passage", "bypass", "AWS_ACCESS_KEY_ID",
+    # collections and counts of keys and tokens, the bare working directory, attention and embedding keys
+    "tokens", "missing_keys", "unexpected_keys", "ignore_keys", "max_new_tokens", "prompt_tokens", "special_tokens",
+    "register_tokens", "pwd", "query_key", "value_key", "attn_key", "attention_key", "embed_key", "embedding_key",
+    "key_proj", "kv_key", "qkv_key", "head_key", "sort_key_value", "queryKey",
 ]
 
 
@@ -98,6 +106,39 @@ def test_urls_query_strings_and_assignments():
     assert redact("key_dim=64 num_keys=8 tokenizer=bpe") == "key_dim=64 num_keys=8 tokenizer=bpe"
     assert redact("expects key=value, e.g. budget.trials=8") == "expects key=value, e.g. budget.trials=8"
     assert redact({"a": {"password": "x", "uri": "https://u:p@h"}}) == {"a": {"password": "***", "uri": "https://u:***@h"}}
+
+
+@pytest.mark.parametrize("text, masked", [
+    # a token as a URL's user name: masked when worth masking and not a placeholder
+    ("git clone https://ghp_Tok3nValue42xyz@github.com/o/r.git", "git clone https://***@github.com/o/r.git"),
+    ("postgresql://mlflow@db.example.com/mlflow", "postgresql://***@db.example.com/mlflow"),
+    ("https://user@host/x and ssh://git@github.com/x", "https://user@host/x and ssh://git@github.com/x"),
+    ("https://***@host/x", "https://***@host/x"),
+    ("https://user:pw-1234@host/x", "https://user:***@host/x"),  # user:password keeps the user
+    ("see https://example.com/@alice/x", "see https://example.com/@alice/x"),  # an @ in the path is no userinfo
+    # quoted assignments (keyword arguments in reprs, code, TOML), for secret names only
+    ("Client(api_key='abc123', key_dim=64)", "Client(api_key='***', key_dim=64)"),
+    ('Client(api_key="abc123", name="run-1")', 'Client(api_key="***", name="run-1")'),
+    ('password = "hunter22"', 'password = "***"'),
+    ("db_pwd='x y z' and secret_key_base = 'a1b2c3'", "db_pwd='***' and secret_key_base = '***'"),
+    (r"api_key='it\'s-Secret' lr='0.1'", "api_key='***' lr='0.1'"),
+    ("num_keys='abcd' query_key='rope' password=''", "num_keys='abcd' query_key='rope' password=''"),
+    ("if api_key == 'value':", "if api_key == 'value':"),
+])
+def test_masking_by_shape(text, masked):
+    assert redact(text) == masked
+
+
+def test_url_user_names_and_quoted_assignments_become_known_values():
+    # a token-like URL user name is known by value; a plain user name ("mlflow") is masked in its URL only
+    assert secret_values({"a": "https://ghp_Tok3nValue42xyz@github.com/x", "b": "postgresql://mlflow@db/x",
+                          "c": "Client(api_key='quoted-Secret-1')"}) == {"ghp_Tok3nValue42xyz", "quoted-Secret-1"}
+
+
+def test_attention_keys_keep_their_values_for_replay():
+    params = {"query_key": 64, "value_key": "v", "attn_key": "rope", "kv_key": 8, "key_proj": "linear",
+              "embed_key": "tok", "max_new_tokens": 32, "api_keys": ["k-1234", "k-5678"], "db_pwd": "pw"}
+    assert redact(params) == {**params, "api_keys": REDACTED, "db_pwd": REDACTED}
 
 
 def test_known_values_are_masked_wherever_they_appear():
@@ -135,8 +176,9 @@ def test_secret_values_walk_shared_subtrees_once():
 def test_environment_secrets(monkeypatch):
     env = {"MLFLOW_TRACKING_PASSWORD": "env-pw-1", "MY_SERVICE_TOKEN": "env-tok-2", "AZURE_CLIENT_SECRET_V2": "az-333",
            "AWS_SECRET_ACCESS_KEY": "aws-4444", "MLFLOW_TRACKING_URI": "https://me:uri-5555@host",
-           "RAY_AUTH_MODE": "token", "PWD": "/work/main", "TOKENIZERS_PARALLELISM": "false", "SHORT_TOKEN": "ab"}
-    assert environment_secrets(env) == {"env-pw-1", "env-tok-2", "az-333", "aws-4444", "uri-5555"}
+           "RAY_AUTH_MODE": "token", "PWD": "/work/main", "TOKENIZERS_PARALLELISM": "false", "SHORT_TOKEN": "ab",
+           "OLDPWD": "/work/old", "MYSQL_PWD": "mysql-pw-6"}
+    assert environment_secrets(env) == {"env-pw-1", "env-tok-2", "az-333", "aws-4444", "uri-5555", "mysql-pw-6"}
     monkeypatch.setenv("HYPERNAS_TEST_API_KEY", "from-the-env-66")
     assert redact("sent from-the-env-66") == "sent ***"
 

@@ -14,7 +14,7 @@ import pytest
 
 from search import run_experiment, run_sealed_test
 from search.cli import main
-from search.sealing import LEDGER_FILE, TestLedger, decide, new_open
+from search.sealing import LEDGER_FILE, TestLedger, decide, new_open, source_identity
 from search.selection import TestSetAlreadyOpened
 from tests.helpers import tiny_config
 
@@ -79,6 +79,31 @@ def test_an_open_without_a_result_still_counts_and_a_torn_line_is_tolerated(tmp_
     assert [look.status for look in looks] == ["incomplete"]
     assert decide(looks, "m2", force=False).action == "refuse"
     assert decide(looks, "m1", force=False).action == "open"  # the same model: no new information, no refusal
+
+
+def test_an_event_after_a_torn_line_is_a_line_of_its_own(tmp_path):
+    ledger = TestLedger(tmp_path)
+    _open(ledger, "m1", complete=False)
+    with open(ledger.path, "a") as handle:
+        handle.write('{"event": "open", "id": "x", "spl')  # the intent of a second look, torn by a crash
+    _open(ledger, "m2")
+    assert [(look.model, look.status) for look in ledger.looks()] == [("m1", "incomplete"), ("m2", "complete")]
+
+
+def test_a_complete_whose_open_line_was_lost_still_counts(tmp_path):
+    ledger = TestLedger(tmp_path)
+    with ledger.locked():
+        ledger.append({"event": "complete", "id": "lost", "split": "split-a", "model": "m1", "experiment": "e",
+                       "trial": 3, "test_metrics": {"test_loss": 0.5}, "test_metric": "test_loss"})
+    assert decide(ledger.looks("split-a"), "m2", force=False, split="split-a").action == "refuse"
+
+
+def test_a_parquet_source_is_the_same_source_after_a_trip_through_the_ledger(tmp_path):
+    from trainers import ParquetSource
+
+    source = ParquetSource(str(tmp_path / "t.parquet"), label="y", features=("a", "b"))
+    assert source_identity(source) == json.loads(json.dumps(source_identity(source)))
+    assert source_identity(source)["features"] == ["a", "b"]
 
 
 def _forced_open(workdir, model):
@@ -150,9 +175,17 @@ def test_overwrite_and_other_seeds_do_not_reopen_the_split(workdir, capsys):
     assert overlap > 0  # digits: a new stratified draw of ~20 % mostly lands on rows that were trained on
 
 
+def test_a_split_sharing_rows_with_an_opened_one_is_judged_as_that_split(workdir, capsys):
+    # a larger test fraction draws a superset of the opened digits test rows: not a fresh split
+    output = _run(workdir, "wider", seed=2, test_fraction=0.3)
+    assert "shares rows with a test split opened before" in output
+    with pytest.raises(TestSetAlreadyOpened, match=r"of this test split's \d+ rows were in a test split that"):
+        run_sealed_test(workdir, "wider")
+
+
 def test_a_crash_while_scoring_leaves_a_recorded_look(workdir, capsys):
-    # a split no one has looked at: digits with another test fraction
-    _run(workdir, "crash", test_fraction=0.3)
+    # a split no one has looked at: other data
+    _run(workdir, "crash", source="mnist1d", num_samples=1000)
     env = {**os.environ, "HYPERNAS_TEST_KILL_WHILE_SCORING": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run([sys.executable, "-m", "search.cli", "test", "crash", "--workdir", str(workdir)],
