@@ -199,3 +199,19 @@ def test_a_crash_while_scoring_leaves_a_recorded_look(workdir, capsys):
     entry = run_sealed_test(workdir, "crash")
     assert not entry["forced"] and entry["open"] == 2
     assert (workdir / LEDGER_FILE).read_text().count('"event": "complete"') >= 1
+
+
+def test_an_experiment_from_before_split_seed_keeps_its_test_rows(tmp_path):
+    """Its digits test rows were drawn with the experiment's data seed: resume and test must see the same rows."""
+    import yaml
+
+    from search.seeds import derive_seed
+    from search.workdir import ExperimentFolder
+
+    folder = ExperimentFolder(tmp_path, "old")
+    folder.path.mkdir()
+    config = _config("old", seed=5)
+    folder.config_file.write_text(yaml.safe_dump(config))  # no data.split_seed, as written before it existed
+    assert folder.load_config().data.split_seed == derive_seed(5, "data")
+    folder.config_file.write_text(yaml.safe_dump({**config, "data": {"source": "digits", "split_seed": 42}}))
+    assert folder.load_config().data.split_seed == 42
