@@ -79,3 +79,20 @@ class _KillingEvaluator(_ConstantEvaluator):
         if os.environ.get("HYPERNAS_TEST_KILL_WHILE_SCORING"):
             os.kill(os.getpid(), signal.SIGKILL)
         return super().evaluate(split)
+
+
+def forbid_ray_adapter(monkeypatch, why: str) -> None:
+    """Put a stand-in for ``search._tune`` in ``sys.modules`` that fails any use of it (so a run that should stop
+    before Ray exits 1, never the expected code). Module machinery (an import scanning ``sys.modules`` for
+    ``__file__``, as torch's does) still gets a plain AttributeError."""
+    import sys
+    import types
+
+    guard = types.ModuleType("search._tune")
+
+    def refuse(name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AssertionError(f"search._tune.{name} used: {why}")
+    guard.__getattr__ = refuse
+    monkeypatch.setitem(sys.modules, "search._tune", guard)

@@ -6,8 +6,6 @@ exit 2 with exactly one ``hypernas: error: <field>: ...`` line from ``hypernas v
 from __future__ import annotations
 
 import copy
-import sys
-import types
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,6 +15,7 @@ import yaml
 
 from search.cli import main
 from search.config import ConfigError, load_config
+from tests.helpers import forbid_ray_adapter
 
 BASE = {
     "name": "corpus",
@@ -219,14 +218,7 @@ def tables(tmp_path_factory) -> Path:
 @pytest.fixture
 def no_ray(monkeypatch):
     """Ray is out of bounds: any use of the Ray adapter fails the test (as exit 1, never the expected 2)."""
-    guard = types.ModuleType("search._tune")
-
-    def refuse(name):
-        if name.startswith("__"):  # module machinery (an import scanning sys.modules), not a use of the adapter
-            raise AttributeError(name)
-        raise AssertionError(f"search._tune.{name} used: the config passed validation and the run went on")
-    guard.__getattr__ = refuse
-    monkeypatch.setitem(sys.modules, "search._tune", guard)
+    forbid_ray_adapter(monkeypatch, "the config passed validation and the run went on")
 
 
 def _write(tmp_path: Path, content: str | bytes, tables: Path) -> Path:

@@ -5,8 +5,6 @@ is read or written — here a real-looking experiment sits just outside it, wher
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import yaml
 
 from search.cli import main
 from search.config import ConfigError, validate_name
-from tests.helpers import tiny_config
+from tests.helpers import forbid_ray_adapter, tiny_config
 
 BAD_NAMES = ["../outside", "..", ".", "/tmp/outside", "a/b", "a\\b", "outside\n", "good\n", ".hidden", "a..b", "",
              " good", "x" * 129, "nul\x00"]
@@ -36,14 +34,7 @@ def site(tmp_path, monkeypatch):
     _experiment(tmp_path / "outside", "outside")
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(tiny_config(name="fresh")))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'tracking.db'}")
-    guard = types.ModuleType("search._tune")
-
-    def refuse(name):
-        if name.startswith("__"):  # module machinery (an import scanning sys.modules), not a use of the adapter
-            raise AttributeError(name)
-        raise AssertionError(f"search._tune.{name} used: the name was not refused first")
-    guard.__getattr__ = refuse
-    monkeypatch.setitem(sys.modules, "search._tune", guard)
+    forbid_ray_adapter(monkeypatch, "the name was not refused first")
     return tmp_path
 
 
