@@ -18,6 +18,7 @@ from typing import Any, Collection
 import optuna
 from optuna.trial import TrialState
 
+from search._optuna._optuna_internals import running_trial, set_system_attr
 from search._optuna.evolution import RegularizedEvolutionSampler
 from search.config import SearcherConfig
 from spaces import Categorical, Constant, Float, Int, Space
@@ -175,7 +176,7 @@ class AskTellStudy:
                                   sampler=make_sampler(searcher, space, seed, constrained))
         loaded = cls(study, space)
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            loaded._trials[trial.number] = optuna.Trial(study, trial._trial_id)
+            loaded._trials[trial.number] = running_trial(study, trial)
             loaded._steps[trial.number] = dict(trial.intermediate_values)
         return loaded
 
@@ -229,7 +230,7 @@ class AskTellStudy:
         if trial is None:
             return
         if constraints is not None:
-            self.study._storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, list(constraints))
+            set_system_attr(self.study, trial, CONSTRAINTS_ATTR, list(constraints))
         optuna_state = _TELL_STATES[state]
         if optuna_state is TrialState.COMPLETE and (value is None or value != value):
             optuna_state = TrialState.FAIL  # a finished trial with no usable value cannot rank

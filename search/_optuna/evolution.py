@@ -26,6 +26,8 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from search._optuna._optuna_internals import distribution_contains, set_system_attr
+
 _PLAN = "evolution:plan"
 _PARENT = "evolution:parent"
 _MUTATED = "evolution:mutated"
@@ -73,22 +75,21 @@ class RegularizedEvolutionSampler(BaseSampler):
         picks = self._rng.choice(len(population), size=self.sample_size, replace=False)
         parent = max((population[i] for i in picks), key=lambda t: self._fitness(study, t))
         plan, mutated = self._mutate(parent)
-        storage = study._storage
-        storage.set_trial_system_attr(trial._trial_id, _PLAN, plan)
-        storage.set_trial_system_attr(trial._trial_id, _PARENT, parent.number)
-        storage.set_trial_system_attr(trial._trial_id, _MUTATED, mutated)
+        set_system_attr(study, trial, _PLAN, plan)
+        set_system_attr(study, trial, _PARENT, parent.number)
+        set_system_attr(study, trial, _MUTATED, mutated)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
         plan = trial.system_attrs.get(_PLAN)
-        if plan and param_name in plan and _contains(param_distribution, plan[param_name]):
+        if plan and param_name in plan and distribution_contains(param_distribution, plan[param_name]):
             return plan[param_name]
         # a parameter the parent did not have (a conditional that became active) or a new trial: at random
         return self._random.sample_independent(study, trial, param_name, param_distribution)
 
     # -- evolution ----------------------------------------------------------------------------------------------
     def _population(self, study: optuna.Study) -> list[FrozenTrial]:
-        finished = [t for t in study._get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        finished = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
                     if t.value is not None and math.isfinite(t.value)]
         finished.sort(key=lambda t: (t.datetime_complete, t.number))  # aging: oldest first
         return finished[-self.population_size:]
@@ -126,13 +127,6 @@ class RegularizedEvolutionSampler(BaseSampler):
                 moved = min(moved, high)
             return int(round(moved)) if isinstance(distribution, IntDistribution) else float(moved)
         return value
-
-
-def _contains(distribution: BaseDistribution, value: Any) -> bool:
-    try:
-        return distribution._contains(distribution.to_internal_repr(value))
-    except (ValueError, TypeError):
-        return False
 
 
 __all__: Sequence[str] = ["RegularizedEvolutionSampler"]

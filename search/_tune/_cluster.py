@@ -10,6 +10,8 @@ from typing import Any, Mapping
 
 import ray
 
+from search._tune._ray_internals import live_gcs_addresses, recorded_cluster_address
+
 
 def running_local_cluster() -> str | None:
     """The address of a live cluster started on this machine with ``ray start``, if there is one.
@@ -17,10 +19,8 @@ def running_local_cluster() -> str | None:
     Ray records the last ``ray start`` in its temp folder but never removes the record; it counts only while
     that cluster's GCS process is still running. Other programs' private Ray instances are never joined.
     """
-    from ray._private import services  # Ray's own discovery, as ray.init() uses it (pinned Ray version)
-
-    started = services.find_bootstrap_address(None)
-    return started if started and started in services.find_gcs_addresses() else None
+    started = recorded_cluster_address()
+    return started if started and started in live_gcs_addresses() else None
 
 
 def ensure_ray(address: str | None = None) -> bool:

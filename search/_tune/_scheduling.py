@@ -30,6 +30,15 @@ from ray.tune.schedulers import (
 )
 
 from search._tune._common import TIME_ATTR
+from search._tune._ray_internals import (
+    asha_cutoff,
+    asha_record,
+    asha_rungs,
+    max_t,
+    resume_training,
+    retire_trial,
+    asha_stops_unrecorded_from,
+)
 from search.config import ExperimentConfig, SchedulerConfig
 from search.constraints import violations
 from search.events import EventLog
@@ -70,8 +79,6 @@ class ObservedScheduler(TrialScheduler):
         # pause them (freeing the slot) until their turn; only ASHA decides at rungs
         self.park = park and not strict and isinstance(inner, AsyncHyperBandScheduler)
         self.max_concurrent = max_concurrent
-        # One decision per result: a buffered batch of epochs would take several epochs per decision.
-        self._supports_buffered_results = False
         self.trials: dict[int, Trial] = {}
         self.ended: set[int] = set()
         self.pending: dict[int, tuple[int, Trial, dict]] = {}  # number -> (rung, trial, result) held back
@@ -98,6 +105,10 @@ class ObservedScheduler(TrialScheduler):
     @property
     def metric(self) -> str | None:
         return self.inner.metric
+
+    @property
+    def supports_buffered_results(self) -> bool:
+        return False  # one decision per result: a buffered batch of epochs would take several epochs per decision
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         return self.inner.set_search_properties(metric, mode, **spec)
@@ -126,17 +137,13 @@ class ObservedScheduler(TrialScheduler):
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         self.trials[_number(trial)] = trial
         if _number(trial) in self.finished and trial.status != Trial.TERMINATED:
-            # Ended before a driver crash, after Tune's last snapshot of its state: it must not run again.
-            controller = getattr(tune_controller, "_tune_controller", tune_controller)
-            trial.set_status(Trial.TERMINATED)
-            controller._live_trials.discard(trial)
+            retire_trial(tune_controller, trial)  # ended before a driver crash, after Tune's last snapshot of it
         if getattr(trial, "status", None) in (Trial.TERMINATED, Trial.ERROR):
             self.ended.add(_number(trial))  # a resumed experiment's finished trial: it will never reach a rung
         self.inner.on_trial_add(tune_controller, trial)
-        reported = self.history.get(_number(trial), {})
-        for milestone, recorded in self._rungs(trial):  # a resumed experiment's rungs, as they were
-            if milestone in reported and trial.trial_id not in recorded:
-                recorded[trial.trial_id] = self.inner._metric_op * reported[milestone]
+        if isinstance(self.inner, AsyncHyperBandScheduler):
+            for milestone, value in self.history.get(_number(trial), {}).items():  # a resumed experiment's rungs
+                asha_record(self.inner, trial, milestone, value)
 
     def _ended(self, tune_controller: Any, trial: Trial) -> None:
         self.ended.add(_number(trial))
@@ -157,12 +164,10 @@ class ObservedScheduler(TrialScheduler):
         self._ended(tune_controller, trial)
 
     # -- decisions ------------------------------------------------------------------------------------------------
-    def _rungs(self, trial: Trial) -> list[tuple[int, dict]]:
-        """ASHA's rungs for this trial's bracket, highest milestone first: ``(milestone, recorded values)``."""
-        if not isinstance(self.inner, AsyncHyperBandScheduler):
-            return []
-        bracket = self.inner._trial_info.get(trial.trial_id)  # Ray 2.60 internals (pinned): the trial's bracket
-        return bracket._rungs if bracket is not None else []
+    def rungs(self, trial: Trial) -> list[tuple[int, frozenset[str]]]:
+        """ASHA's rungs for this trial's bracket, highest milestone first: ``(milestone, ids of the trials recorded
+        there)``; empty for other schedulers."""
+        return asha_rungs(self.inner, trial) if isinstance(self.inner, AsyncHyperBandScheduler) else []
 
     def _rung_to_record(self, trial: Trial, result: dict) -> int | None:
         """The rung this result will be recorded at (ASHA's own rule), or None if it is not a rung decision."""
@@ -171,9 +176,9 @@ class ObservedScheduler(TrialScheduler):
         if TIME_ATTR not in result or self.metric_name not in result:
             return None
         epoch = result[TIME_ATTR]
-        if epoch >= self.inner._max_t and self.inner._stop_last_trials:
+        if epoch >= asha_stops_unrecorded_from(self.inner):
             return None  # stopped for reaching max_t, recorded nowhere
-        for milestone, recorded in self._rungs(trial):  # the same walk as ASHA's _Bracket.on_result
+        for milestone, recorded in self.rungs(trial):  # the same walk as ASHA's _Bracket.on_result
             if epoch < milestone or trial.trial_id in recorded:
                 continue
             return int(milestone)
@@ -181,17 +186,12 @@ class ObservedScheduler(TrialScheduler):
 
     def _decide(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         rung = self._rung_to_record(trial, result)
-        cutoff = None
-        if rung is not None:
-            bracket = self.inner._trial_info[trial.trial_id]
-            recorded = dict(self._rungs(trial))[rung]
-            value = bracket.cutoff(recorded)
-            cutoff = None if value is None else float(value) * self.inner._metric_op  # back in metric units
+        cutoff = asha_cutoff(self.inner, trial, rung) if rung is not None else None
         decision = self.inner.on_trial_result(tune_controller, trial, result)
         epoch = int(result.get(TIME_ATTR, 0))
         if rung is not None:
             reason = "below the rung cutoff" if decision == TrialScheduler.STOP else "at or above the rung cutoff"
-        elif decision == TrialScheduler.STOP and epoch >= getattr(self.inner, "_max_t", float("inf")):
+        elif decision == TrialScheduler.STOP and epoch >= max_t(self.inner):
             reason = "reached max_epochs"
         elif decision == TrialScheduler.CONTINUE:
             reason = "no decision point at this epoch"
@@ -206,7 +206,7 @@ class ObservedScheduler(TrialScheduler):
         for other, trial in self.trials.items():
             if other >= number or other in self.ended:
                 continue
-            recorded = dict(self._rungs(trial)).get(rung, {})
+            recorded = dict(self.rungs(trial)).get(rung, frozenset())
             if trial.trial_id not in recorded:
                 blockers.append(other)
         return sorted(blockers)
@@ -267,11 +267,10 @@ class ObservedScheduler(TrialScheduler):
                         self.verdicts[number] = decision
                         break
                     # Tune waits for a decision on a held trial; these are the actions it takes for one
-                    # (TuneController._execute_action, Ray 2.60).
                     if decision == TrialScheduler.STOP:
                         tune_controller.stop_trial(trial)
-                    else:  # the controller behind Tune's restricted wrapper (which would warn on this call)
-                        getattr(tune_controller, "_tune_controller", tune_controller)._schedule_trial_train(trial)
+                    else:
+                        resume_training(tune_controller, trial)
                     break
         finally:
             self._draining = False

@@ -11,8 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-import search._tune  # noqa: F401 - sets Ray's environment (auth mode) before ray is imported
-from ray.tune.schedulers import TrialScheduler  # noqa: E402
+from ray.tune.schedulers import TrialScheduler
 from search import run_experiment
 from search._mlflow import PARENT_ID_TAG
 from search._optuna import AskTellStudy, load_study
@@ -114,7 +113,7 @@ def test_asha_never_promotes_a_nan_report():
         TrialScheduler.CONTINUE, TrialScheduler.STOP, TrialScheduler.CONTINUE]
     assert [observed.on_trial_result(None, t, {"epoch": 1, "val_loss": v}) for t, v in reports] == [
         TrialScheduler.CONTINUE, TrialScheduler.STOP, TrialScheduler.STOP]
-    rung = dict(observed._rungs(trials[0]))[1]
+    rung = dict(observed.rungs(trials[0]))[1]
     assert set(rung) == {"t0", "t1"}  # the NaN is not recorded at the rung, where it would skew later cutoffs
     assert "val_loss is nan" in events.rows[-1]["detail"] and events.rows[-1]["decision"] == TrialScheduler.STOP
 

@@ -46,46 +46,41 @@ def test_strict_mode_is_identical_at_any_concurrency(ray_session, tmp_path, env_
     assert {r["state"] for r in views[1]} >= {"COMPLETE", "PRUNED"}
 
 
-def test_strict_scheduler_decides_rungs_in_trial_number_order():
-    """Results arriving out of order are held (NOOP) and decided as if the trials had run one by one."""
-    from types import SimpleNamespace
-
+def test_strict_scheduler_decides_rungs_in_trial_number_order(ray_session):
+    """Results arriving out of order are held (NOOP) and decided as if the trials had run one by one — on Tune's real
+    controller, which then stops the held trials decided STOP and sends the others' actors a training task."""
+    from ray.tune.experiment import Trial
     from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
     from search._tune._scheduling import ObservedScheduler
     from search.config import load_config
     from search.events import EventLog
+    from tests.search.test_internals import as_tune_reports, running_trials, tune_controller
 
     def asha():
         scheduler = AsyncHyperBandScheduler(time_attr="epoch", max_t=8, grace_period=1, reduction_factor=2)
         scheduler.set_search_properties("val_accuracy", "max")
         return scheduler
 
-    class Controller:
-        def __init__(self):
-            self.actions = []
-
-        def stop_trial(self, trial):
-            self.actions.append(("stop", trial.config["trial_number"]))
-
-        def _schedule_trial_train(self, trial):
-            self.actions.append(("train", trial.config["trial_number"]))
-
-    trials = [SimpleNamespace(trial_id=f"t{n}", config={"trial_number": n}) for n in range(4)]
     values = {0: 0.5, 1: 0.4, 2: 0.6, 3: 0.3}
     cfg = load_config(tiny_config())  # metric val_accuracy, max
-    events, controller = EventLog(), Controller()
+    events = EventLog()
     strict = ObservedScheduler(asha(), cfg, events, strict=True)
-    for trial in trials:
-        strict.on_trial_add(controller, trial)
-    decisions = {}
+    controller = tune_controller(strict)
+    trials = running_trials(controller, 4)
     for n in (3, 1, 2):  # rung-1 results arrive before trial 0's: each is held
-        assert strict.on_trial_result(controller, trials[n], {"epoch": 1, "val_accuracy": values[n]}) == TrialScheduler.NOOP
+        result = {"epoch": 1, "val_accuracy": values[n]}
+        assert as_tune_reports(controller, strict, trials[n], result) == TrialScheduler.NOOP
     assert [e["trial"] for e in events.rows if e["kind"] == "wait"] == [3, 1, 2]
-    decisions[0] = strict.on_trial_result(controller, trials[0], {"epoch": 1, "val_accuracy": values[0]})
-    for action, n in controller.actions:  # the held trials were decided, lowest number first
-        decisions[n] = TrialScheduler.STOP if action == "stop" else TrialScheduler.CONTINUE
+    assert controller.actions == []
+    decisions = {0: as_tune_reports(controller, strict, trials[0], {"epoch": 1, "val_accuracy": values[0]})}
+    # the held trials were decided, lowest number first, and Tune acted on each decision
     assert [n for _, n in controller.actions] == [1, 2, 3]
+    for action, n in controller.actions:
+        decisions[n] = TrialScheduler.STOP if action == "stop" else TrialScheduler.CONTINUE
+        assert action in ("stop", "train")
+        assert (trials[n].status == Trial.TERMINATED) == (action == "stop")
+        assert (trials[n] in controller.get_live_trials()) == (action == "train")
 
     sequential = asha()  # the same results, one trial after another
     for trial in trials:
