@@ -18,7 +18,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
-import search._tune  # noqa: E402,F401 - Ray's environment before ray is imported
+from search._tune import configure  # noqa: E402
+
+configure()  # Ray's environment before ray is imported
 import ray  # noqa: E402
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import search._tune  # noqa: E402,F401 - Ray's environment before ray is imported
+from search._tune import configure  # noqa: E402
+
+configure()  # Ray's environment before ray is imported
 import pyarrow.parquet as pq  # noqa: E402
 import ray  # noqa: E402
 

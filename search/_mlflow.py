@@ -3,6 +3,9 @@
 One parent run per experiment, one nested child run per trial (``mlflow.parentRunId``). All writes go through
 one background thread in the driver: the Tune loop never waits on the tracking store, metrics are sent in
 batches (``log_batch``), and trials running on other nodes need no MLflow access at all.
+
+Importing this module changes no environment variable and no logger: :func:`configure` does, before the first
+MLflow client is made.
 """
 
 from __future__ import annotations
@@ -23,13 +26,15 @@ from mlflow.tracking import MlflowClient
 from search.redaction import NAME_MASK, redact, redactor
 
 log = logging.getLogger(__name__)
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in our output
-# MLflow's HTTP client would retry an unreachable server for minutes per call; we retry with our own backoff,
-# go offline after that, and back-fill later from our records (see ``backfill``).
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial MLflow database tables"
-logging.getLogger("alembic").setLevel(logging.WARNING)
+
+# MLflow's settings for hypernas, set by configure() (never at import), where the user has not set them:
+_DEFAULTS = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no progress bars in our output
+    # MLflow's HTTP client would retry an unreachable server for minutes per call; we retry with our own backoff,
+    # go offline after that, and back-fill later from our records (see ``backfill``).
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
 
 PARENT_ID_TAG = "mlflow.parentRunId"
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100  # MLflow's log_batch limits
@@ -61,7 +66,20 @@ def default_artifact_location(uri: str, workdir: Path) -> str | None:
     return None
 
 
+def configure() -> None:
+    """Set MLflow's environment for hypernas (``setdefault``: what the user set wins) and quiet its set-up logs.
+
+    MLflow reads these variables on each request, so setting them before the first client is enough:
+    :func:`client_for`, through which every MLflow call of hypernas goes, calls this. Idempotent.
+    """
+    for name, value in _DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial MLflow database tables"
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 def client_for(uri: str) -> MlflowClient:
+    configure()
     return MlflowClient(tracking_uri=uri)
 
 

@@ -67,6 +67,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     run_args += [f"--name={args.name}"] if args.name else []
     run_args += [f"--seed={args.seed}"] if args.seed is not None else []
     run_args += [f"--workdir={args.workdir}"] if args.workdir != DEFAULT_WORKDIR else []
+    from search._tune import configure
+
+    configure()  # before ray is imported: the job client authenticates as Ray's environment says
     from search._tune._jobs import submit
 
     return submit(args.address, config.relative_to(working_dir), working_dir, run_args, wait=args.wait,

@@ -11,6 +11,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from trainers.hardware import describe_accelerators
+
 _PACKAGES = ("hypernas", "torch", "ray", "optuna", "mlflow", "numpy", "pyarrow", "mnist1d")
 
 
@@ -41,21 +43,15 @@ def _cpu_model() -> str:
 
 def capture_environment(source_dir: Path | None = None) -> dict[str, Any]:
     """Versions of the stack, the hypernas git commit (and whether the tree was dirty), CPU/GPU, host."""
-    import torch
-
     source_dir = source_dir or Path(__file__).resolve().parent.parent
     commit = _git(["rev-parse", "HEAD"], source_dir)
     dirty = _git(["status", "--porcelain", "--untracked-files=no"], source_dir)
-    cuda = torch.cuda.is_available()
     return {
         "python": platform.python_version(),
         **{f"{name}_version": _version(name) for name in _PACKAGES},
         "git_commit": commit,
         "git_dirty": None if dirty is None else bool(dirty),
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if cuda else None,
-        "gpu": torch.cuda.get_device_name(0) if cuda else None,
-        "gpu_count": torch.cuda.device_count() if cuda else 0,
+        **describe_accelerators(),  # cuda, cudnn, gpu, gpu_count
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),

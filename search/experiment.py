@@ -120,7 +120,10 @@ def run_experiment(
         tracking_uri_rule("MLFLOW_TRACKING_URI", os.environ["MLFLOW_TRACKING_URI"])
     trials, notes = trial_budget(cfg)
 
-    from search._tune import describe_cluster, ensure_ray, run_trials, unplaceable  # ray loads only when needed
+    from search._tune import configure  # ray loads only when needed, and after its environment is set
+
+    configure()
+    from search._tune import describe_cluster, ensure_ray, run_trials, unplaceable
 
     stream.write(f"ray: {describe_cluster(ensure_ray(address))}\n")
     why = unplaceable(cfg.resources.ray_request())
@@ -307,6 +310,9 @@ def resume_experiment(workdir: str | Path, name: str, *, address: str | None = N
     data = search_data(cfg.data, derive_seed(cfg.seed, "data"))
     trials, notes = trial_budget(cfg)
 
+    from search._tune import configure
+
+    configure()  # before ray is imported
     from search._tune import describe_cluster, ensure_ray, run_trials
 
     stream.write(f"ray: {describe_cluster(ensure_ray(address))}\n")

@@ -21,7 +21,7 @@ from search.seeds import derive_seed
 from search.workdir import existing_experiment
 from spaces import load_yaml
 from trainers import MemoryReporter, TrialSpec, resolve_trainer, search_data
-from trainers.hardware import TIMING_METRICS
+from trainers.hardware import TIMING_METRICS, pick_device
 
 # Environment keys whose difference can change floating-point results (hostname and user cannot).
 _RESULT_RELEVANT = ("python", "torch_version", "numpy_version", "mnist1d_version", "cuda", "cudnn", "gpu", "cpu",
@@ -103,10 +103,8 @@ def replay_run(uri: str, run_id: str) -> ReplayResult:
         result.notes.append("the experiment ran with deterministic: false — bit-identical replay is not expected")
     result.environment_changes = _environment_changes(client, parent.info.run_id)
 
-    import torch
-
     on_gpu = "hypernas.device" in tags and tags["hypernas.device"] != "cpu"
-    device = "cuda:0" if on_gpu and torch.cuda.is_available() else "cpu"
+    device = pick_device(on_gpu)
     if on_gpu and device == "cpu":
         result.notes.append(f"recorded on {tags['hypernas.device']}; replaying on the CPU (curves may differ)")
     spec = TrialSpec(params, search_data(cfg.data, data_seed), epochs, seed, device=device,

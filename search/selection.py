@@ -28,6 +28,7 @@ from search.sealing import new_open, source_identity
 from search.sealing import split_change_warnings
 from search.workdir import ExperimentFolder, existing_experiment, write_json_atomic
 from trainers import MemoryReporter, TrialSpec, resolve_trainer, sealed_data
+from trainers.hardware import pick_device
 
 
 def best_trial(workdir: str | Path, name: str, *, allow_interrupted: bool = False) -> dict[str, Any]:
@@ -101,9 +102,7 @@ def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False,
     if decision.action == "repeat":
         return _record_repeat(folder, ledger, decision, state, winner, warnings)
 
-    import torch
-
-    device = "cuda:0" if cfg.resources.gpus > 0 and torch.cuda.is_available() else "cpu"
+    device = pick_device(cfg.resources.gpus > 0)
     spec = TrialSpec(
         params={k: v for k, v in winner["params"].items() if k != "epochs"}, data=train,
         epochs=int(winner["epochs"]), seed=int(winner["seed"]), device=device, threads=cfg.resources.threads,

@@ -17,8 +17,10 @@ import argparse
 import json
 import sys
 
-import search._tune  # noqa: F401 - Ray's environment (token auth) before ray is imported
-from ray.cluster_utils import Cluster
+from search._tune import configure
+
+configure()  # Ray's environment (token auth) before ray is imported
+from ray.cluster_utils import Cluster  # noqa: E402
 
 
 def main() -> None:

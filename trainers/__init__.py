@@ -2,8 +2,10 @@
 
 Knows nothing of Ray or MLflow. A recipe is ``train(spec: TrialSpec, reporter: Reporter) -> Evaluator | None``.
 
-The public names load on first use (PEP 562): the data sources and hyperparameter checks need no torch, so
-reading and checking a config does not pay for importing it until a recipe is asked for.
+The public names load on first use (PEP 562): the data sources, the hyperparameter checks and the built-in
+trainers' declarations need no torch, so reading and checking a config does not pay for importing it; a built-in
+recipe imports it when it first trains. Which device a trial trains on is :func:`trainers.hardware.pick_device`'s
+choice.
 """
 
 from __future__ import annotations

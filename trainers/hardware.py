@@ -1,26 +1,73 @@
-"""Hardware-aware metrics of a model: parameter count, multiply-accumulates, measured inference latency."""
+"""The hardware a trial runs on: which device it trains on, what that device is, and the hardware-aware metrics
+of a model (parameter count, multiply-accumulates, measured inference latency).
+
+The one place that chooses a device: the search package (trials, the final retrain, replays) asks
+:func:`pick_device` and never looks at CUDA itself. torch loads on the first call that needs it, not at import,
+so the metric names below cost nothing to import (records and config checks use them).
+"""
 
 from __future__ import annotations
 
 import statistics
 import time
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 # Metrics that measure time on a machine: they vary run to run and are left out of bit-for-bit comparisons.
 TIMING_METRICS = ("epoch_time_s", "epoch_wall_s", "latency_ms")
 HARDWARE_METRICS = ("params", "macs", "latency_ms")
 
 
+def pick_device(want_gpu: bool) -> str:
+    """``"cuda:0"`` when a GPU is wanted and CUDA is available, else ``"cpu"``.
+
+    Under Ray a trial sees only its own GPU(s) (``CUDA_VISIBLE_DEVICES``), so the first visible one is the trial's.
+
+    >>> pick_device(False)
+    'cpu'
+    """
+    if not want_gpu:
+        return "cpu"
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def device_name(device: str) -> str:
+    """What ``device`` (from :func:`pick_device`) is: the GPU's model name, or ``"cpu"``."""
+    if not device.startswith("cuda"):
+        return "cpu"
+    import torch
+
+    return torch.cuda.get_device_name(device)
+
+
+def describe_accelerators() -> dict[str, Any]:
+    """CUDA and cuDNN versions, the first GPU's name and the GPU count of this machine (for the run's record)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "gpu_count": torch.cuda.device_count() if cuda else 0,
+    }
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@torch.no_grad()
 def count_macs(model: nn.Module, sample: torch.Tensor) -> int:
     """Multiply-accumulates of one forward pass on ``sample`` (batch of one), from convolutions and linear layers
     (normalisation, activations and pooling are not counted: an estimate, as is usual)."""
+    import torch
+    from torch import nn
+
     total = 0
 
     def conv_hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
@@ -43,7 +90,8 @@ def count_macs(model: nn.Module, sample: torch.Tensor) -> int:
     was_training = model.training
     model.eval()
     try:
-        model(sample)
+        with torch.no_grad():
+            model(sample)
     finally:
         for hook in hooks:
             hook.remove()
@@ -51,23 +99,25 @@ def count_macs(model: nn.Module, sample: torch.Tensor) -> int:
     return total
 
 
-@torch.no_grad()
 def measure_latency_ms(model: nn.Module, sample: torch.Tensor, repeats: int = 20, warmup: int = 3) -> float:
     """Median wall time of one inference on ``sample`` (batch of one) on the sample's device, in milliseconds."""
+    import torch
+
     was_training = model.training
     model.eval()
     cuda = sample.device.type == "cuda"
     times = []
     try:
-        for i in range(warmup + repeats):
-            if cuda:
-                torch.cuda.synchronize(sample.device)
-            started = time.perf_counter()
-            model(sample)
-            if cuda:
-                torch.cuda.synchronize(sample.device)
-            if i >= warmup:
-                times.append((time.perf_counter() - started) * 1000)
+        with torch.no_grad():
+            for i in range(warmup + repeats):
+                if cuda:
+                    torch.cuda.synchronize(sample.device)
+                started = time.perf_counter()
+                model(sample)
+                if cuda:
+                    torch.cuda.synchronize(sample.device)
+                if i >= warmup:
+                    times.append((time.perf_counter() - started) * 1000)
     finally:
         model.train(was_training)
     return statistics.median(times)

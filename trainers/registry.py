@@ -1,4 +1,8 @@
-"""Trainer lookup: built-in recipe names (``mlp``, ``cnn``) or a user's ``package.module:function``."""
+"""Trainer lookup: built-in recipe names (``mlp``, ``cnn``, ``nas``) or a user's ``package.module:function``.
+
+A built-in's declarations (hyperparameters, metrics) come from torch-free modules; its recipe module, which
+imports torch, loads only when the trainer first trains. So checking a config against a built-in needs no torch.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,10 @@ from types import MappingProxyType
 from typing import Mapping
 
 from trainers.hyper import Hyper
-from trainers.nas import recipe as nas
-from trainers.recipes import cnn, mlp
-from trainers.spec import Recipe
-
-BUILTIN = MappingProxyType({"mlp": mlp, "cnn": cnn, "nas": nas})
+from trainers.nas._declarations import NAS_HYPERPARAMETERS
+from trainers.recipes._declarations import CLASSIFIER_METRICS, CNN_HYPERPARAMETERS, MLP_HYPERPARAMETERS
+from trainers.reporting import Reporter
+from trainers.spec import Evaluator, Recipe, TrialSpec
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,23 @@ class Trainer:
     metrics: tuple[str, ...] | None
 
 
+@dataclass(frozen=True)
+class _BuiltinRecipe:
+    """A built-in recipe's ``train``, imported from ``module`` on the first call (the module imports torch)."""
+
+    module: str
+
+    def __call__(self, spec: TrialSpec, reporter: Reporter) -> Evaluator | None:
+        return importlib.import_module(self.module).train(spec, reporter)
+
+
+BUILTIN: Mapping[str, Trainer] = MappingProxyType({
+    "mlp": Trainer("mlp", _BuiltinRecipe("trainers.recipes.mlp"), MLP_HYPERPARAMETERS, CLASSIFIER_METRICS),
+    "cnn": Trainer("cnn", _BuiltinRecipe("trainers.recipes.cnn"), CNN_HYPERPARAMETERS, CLASSIFIER_METRICS),
+    "nas": Trainer("nas", _BuiltinRecipe("trainers.nas.recipe"), NAS_HYPERPARAMETERS, CLASSIFIER_METRICS),
+})
+
+
 def resolve_trainer(name: str) -> Trainer:
     """``"cnn"`` → the built-in recipe; ``"pkg.mod:fn"`` → that function. A user function may carry the
     attributes ``hyperparameters`` (a dict of :class:`~trainers.hyper.Hyper`, checked against the space like a
@@ -36,8 +56,7 @@ def resolve_trainer(name: str) -> Trainer:
     if not isinstance(name, str) or not name:
         raise ValueError(f"must be a built-in trainer ({', '.join(BUILTIN)}) or 'package.module:function' (got {name!r})")
     if name in BUILTIN:
-        module = BUILTIN[name]
-        return Trainer(name, module.train, module.HYPERPARAMETERS, module.METRICS)
+        return BUILTIN[name]
     if ":" not in name:
         raise ValueError(f"unknown trainer {name!r}: use one of {', '.join(BUILTIN)} or 'package.module:function'")
     module_name, _, attr = name.partition(":")

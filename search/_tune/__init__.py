@@ -10,26 +10,42 @@ configure. What this module adds around it:
   PRUNED (not COMPLETE) for trials the scheduler stopped;
 * ``EventBridge``: a Tune callback that turns Tune's events into calls on an :class:`~search.monitor.Monitor`
   (records, MLflow, live view), all in the driver.
+
+Importing this package neither imports ray nor changes the environment. A driver calls :func:`configure` first
+(Ray reads part of its environment when ray is imported), then uses the other names, which load on first use
+(PEP 562)::
+
+    from search._tune import configure
+    configure()
+    from search._tune import ensure_ray, run_trials
 """
 
 from __future__ import annotations
 
-import logging
-import os
+import importlib
+from typing import Any
 
-# Our own records replace Tune's per-trial JSON/CSV/TensorBoard loggers (fewer files, less overhead) ...
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-# ... so Tune's end-of-run analysis finds no result.json and would warn once per trial; our records are complete.
-logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-# Our live view replaces Tune's console output; its new output engine prints a banner even at verbose=0.
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-# A checkpoint per epoch makes Tune snapshot its state often; that is expected here, not a warning.
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-# Token authentication is Ray 2.60's default; saying so explicitly keeps it on and silences the notice. Ray reads
-# this when it is imported, hence before the import.
-os.environ.setdefault("RAY_AUTH_MODE", "token")
+from search._tune._env import configure
 
-from search._tune._cluster import describe_cluster, ensure_ray, running_local_cluster, unplaceable  # noqa: E402
-from search._tune._run import run_trials  # noqa: E402
+_HOMES = {
+    "describe_cluster": "search._tune._cluster",
+    "ensure_ray": "search._tune._cluster",
+    "running_local_cluster": "search._tune._cluster",
+    "unplaceable": "search._tune._cluster",
+    "run_trials": "search._tune._run",
+}
 
-__all__ = ["describe_cluster", "ensure_ray", "run_trials", "running_local_cluster", "unplaceable"]
+__all__ = sorted([*_HOMES, "configure"])
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'search._tune' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

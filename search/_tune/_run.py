@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from ray import tune
 
 from search._optuna import AskTellStudy
 from search._tune._events import EventBridge
+from search._tune._ray_internals import replace_restored_config, tune_stop_handler
 from search._tune._scheduling import ObservedScheduler, make_scheduler
 from search._tune._searcher import OptunaSearcher
 from search._tune._trainable import TrialSettings, trial_entry
@@ -21,8 +21,8 @@ from search.interruption import SignalGuard
 from trainers import SearchData
 
 # Tune would replace our SIGINT handler with its own, which stops the run without telling us. We handle SIGINT and
-# SIGTERM ourselves (search.interruption) and ask Tune to stop through :class:`_TuneStop`. Read by Tune at fit().
-os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+# SIGTERM ourselves (search.interruption) and ask Tune to stop through :class:`_TuneStop`; the driver's
+# search._tune.configure() sets TUNE_DISABLE_SIGINT_HANDLER=1 (read by Tune at fit()).
 
 
 def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, storage: Path, monitor: Any,
@@ -77,8 +77,7 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
     if restore:
         tuner = tune.Tuner.restore(str(storage.resolve()), trainable, resume_unfinished=True, resume_errored=True)
         # Tune restores its own pickled config; ours carries the live study, monitor and event log.
-        tuner._local_tuner._tune_config = tune_config
-        tuner._local_tuner._run_config.callbacks = callbacks
+        replace_restored_config(tuner, tune_config, callbacks)
     else:
         tuner = tune.Tuner(
             trainable,
@@ -127,10 +126,10 @@ class _TuneStop(tune.Callback):
     trials stay RUNNING there, with their latest checkpoints, so ``Tuner.restore`` continues them) and stops the
     actors, without completion events for the trials it stops.
 
-    That is what Tune does on SIGINT (ray/tune/tune.py ``_setup_signal_catching``); with its SIGINT handler
-    disabled, the same handler stays installed for SIGUSR1, just before Tune sets up its callbacks — ``setup``
-    picks it up from there. Before that (or in another Tune version) there is nothing to stop gracefully yet:
-    the signal interrupts at once.
+    That is what Tune does on SIGINT; with its SIGINT handler disabled, the same handler stays installed for
+    SIGUSR1, just before Tune sets up its callbacks — ``setup`` picks it up from there
+    (:func:`~search._tune._ray_internals.tune_stop_handler`). Before that there is nothing to stop gracefully
+    yet: the signal interrupts at once.
     """
 
     def __init__(self) -> None:
@@ -140,8 +139,8 @@ class _TuneStop(tune.Callback):
         return {"_stop": None}  # Tune pickles its callbacks with the experiment; a handler is process state
 
     def setup(self, **info: Any) -> None:
-        handler = signal.getsignal(signal.SIGUSR1)
-        if callable(handler) and getattr(handler, "__qualname__", "").startswith("_setup_signal_catching."):
+        handler = tune_stop_handler()
+        if handler is not None:
             self._stop = handler
 
     def __call__(self) -> bool:

@@ -16,6 +16,7 @@ from search.constraints import Constraint, violations
 from search.faults import FaultPlan
 from search.redaction import redacted_exception, remember_secrets
 from trainers import SearchData, TrialSpec, resolve_trainer, state_from_bytes, state_to_bytes
+from trainers.hardware import device_name, pick_device
 
 _CHECKPOINT_FILE = "state.pt"
 
@@ -108,25 +109,21 @@ def trial_entry(config: dict[str, Any], *, data: SearchData, settings: TrialSett
 
 
 def _train(config: dict[str, Any], data: SearchData, settings: TrialSettings) -> None:
-    import torch
-
-    # Ray exposes only the trial's GPU(s) through CUDA_VISIBLE_DEVICES; the first visible one is ours.
-    on_gpu = settings.gpus > 0 and torch.cuda.is_available()
+    device = pick_device(settings.gpus > 0)
     spec = TrialSpec(
         params={k: v for k, v in config["params"].items() if k != "epochs"},
         data=data,
         epochs=config["epochs"],
         seed=config["seed"],
-        device="cuda:0" if on_gpu else "cpu",
+        device=device,
         threads=settings.threads,
         deterministic=settings.deterministic,
         trial_number=config["trial_number"],
     )
-    device_name = torch.cuda.get_device_name(0) if on_gpu else "cpu"
     attempt = int(config.get("attempt", 1))  # the driver counts restarts (stall, exception, lost node)
     faults = FaultPlan.for_trial(settings.faults, spec.trial_number, attempt, settings.experiment_seed,
                                  _node_resources) if settings.faults else None
-    reporter = _TuneReporter(spec.epochs, device_name, attempt, settings.constraints, faults)
+    reporter = _TuneReporter(spec.epochs, device_name(device), attempt, settings.constraints, faults)
     resolve_trainer(settings.trainer).train(spec, reporter)
 
 

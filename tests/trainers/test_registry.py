@@ -9,6 +9,12 @@ from trainers import resolve_trainer
 
 def test_builtins_and_user_functions_resolve():
     assert resolve_trainer("cnn").hyperparameters["kernel_size"].choices == (3, 5, 7, 9)
+    from trainers.nas import recipe as nas
+    from trainers.recipes import cnn, mlp
+
+    for name, module in {"mlp": mlp, "cnn": cnn, "nas": nas}.items():  # each declared once: the recipe's own
+        trainer = resolve_trainer(name)
+        assert trainer.hyperparameters is module.HYPERPARAMETERS and trainer.metrics is module.METRICS
     custom = resolve_trainer("examples.custom_trainer:train")
     assert set(custom.hyperparameters) == {"lr", "l2", "batch_size"} and custom.metrics == ("val_accuracy", "val_loss")
 

@@ -2,7 +2,8 @@
 
 Genotypes name ops by string; only this registry knows which module a name means. NAS-Bench-201 ops
 (``none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3``) and DARTS ops (``max_pool_3x3,
-avg_pool_3x3, skip_connect, sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5``, and ``none``).
+avg_pool_3x3, skip_connect, sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5``, and ``none``). The names
+are declared in ``_declarations.OP_NAMES`` (torch-free, for config checks); this module builds each of them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Callable
 
 import torch
 from torch import nn
+
+from trainers.nas._declarations import OP_NAMES
 
 OpFactory = Callable[[int, int], nn.Module]
 
@@ -99,7 +102,8 @@ def _registry(dim: int) -> dict[str, OpFactory]:
 
 
 OPS: dict[int, dict[str, OpFactory]] = {1: _registry(1), 2: _registry(2)}
-OP_NAMES = tuple(OPS[1])
+if any(tuple(ops) != OP_NAMES for ops in OPS.values()):  # config checks use the declared names: exactly these
+    raise ImportError(f"the op registry {tuple(OPS[1])} differs from the declared op names {OP_NAMES}")
 
 
 def make_op(name: str, channels: int, stride: int, dim: int) -> nn.Module:

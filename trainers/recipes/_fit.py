@@ -2,7 +2,9 @@
 
 Recipes build a model; this module trains it. Everything random draws from generators seeded by the trial
 seed, and each epoch's state (model, optimiser, schedule, RNG states) goes to the reporter, so a resumed
-trial continues bit for bit where it stopped.
+trial continues bit for bit where it stopped. The hyperparameters it reads and the metrics it reports are declared
+in ``_declarations`` (``TRAINING_HYPERPARAMETERS``, ``CLASSIFIER_METRICS``), where config checks find them without
+torch.
 """
 
 from __future__ import annotations
@@ -16,26 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainers.data import Split
-from trainers.hardware import HARDWARE_METRICS, hardware_profile
-from trainers.hyper import Hyper
+from trainers.hardware import hardware_profile
 from trainers.reporting import Reporter
 from trainers.spec import TrialSpec
 
-# Shared by every recipe that trains with fit_classifier; recipes add their model's own hyperparameters.
-TRAINING_HYPERPARAMETERS: dict[str, Hyper] = {
-    "lr": Hyper(3e-3, "peak learning rate", low=1e-7, high=10.0),
-    "weight_decay": Hyper(1e-2, "decoupled (adamw) or L2 (sgd, adam) weight decay", low=0.0, high=1.0),
-    "optimizer": Hyper("adamw", "optimiser", choices=("adamw", "adam", "sgd")),
-    "momentum": Hyper(0.9, "SGD momentum (nesterov)", low=0.0, high=0.999),
-    "batch_size": Hyper(128, "mini-batch size", low=1, high=65536, integer=True),
-    "schedule": Hyper("onecycle", "learning-rate schedule", choices=("constant", "cosine", "onecycle")),
-    "label_smoothing": Hyper(0.0, "cross-entropy label smoothing", low=0.0, high=0.5),
-    "augment_shift": Hyper(0, "random shift of each signal by up to this many steps (0 = off)", low=0, high=1000, integer=True),
-}
-
-# What fit_classifier reports each epoch (validation metrics only while a validation split exists), including
-# the model's hardware profile (constant over a trial; usable in `constraints:`).
-METRICS = ("val_accuracy", "val_loss", "train_loss", "epoch_time_s", *HARDWARE_METRICS)
 _EVAL_BATCH = 2048
 
 

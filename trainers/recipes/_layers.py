@@ -5,7 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trainers.recipes._declarations import ACTIVATION_NAMES
+
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
+if tuple(ACTIVATIONS) != ACTIVATION_NAMES:  # config checks use the declared names: they must be exactly these
+    raise ImportError(f"activations {tuple(ACTIVATIONS)} differ from the declared {ACTIVATION_NAMES}")
 
 
 class Standardize(nn.Module):

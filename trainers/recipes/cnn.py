@@ -11,25 +11,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainers.hyper import Hyper, resolve
-from trainers.recipes._fit import METRICS, TRAINING_HYPERPARAMETERS, TorchClassifier, fit_classifier
+from trainers.hyper import resolve
+from trainers.recipes._declarations import CLASSIFIER_METRICS as METRICS
+from trainers.recipes._declarations import CNN_HYPERPARAMETERS as HYPERPARAMETERS
+from trainers.recipes._fit import TorchClassifier, fit_classifier
 from trainers.recipes._layers import ACTIVATIONS, Standardize
 from trainers.reporting import Reporter
 from trainers.seeding import seed_everything
 from trainers.spec import TrialSpec
 
-__all__ = ["HYPERPARAMETERS", "METRICS", "train"]
-
-HYPERPARAMETERS: dict[str, Hyper] = {
-    **TRAINING_HYPERPARAMETERS,
-    "width": Hyper(64, "channels of the first block (doubled at each downsampling)", low=1, high=4096, integer=True),
-    "depth": Hyper(4, "convolution blocks after the stem", low=1, high=32, integer=True),
-    "kernel_size": Hyper(5, "convolution kernel size (odd)", choices=(3, 5, 7, 9)),
-    "downsample_every": Hyper(2, "halve the length every this many blocks (0 = never)", low=0, high=32, integer=True),
-    "norm": Hyper("batch", "normalisation after each convolution", choices=("none", "batch")),
-    "activation": Hyper("gelu", "activation", choices=tuple(ACTIVATIONS)),
-    "dropout": Hyper(0.1, "dropout before the classifier", low=0.0, high=0.95),
-}
+__all__ = ["HYPERPARAMETERS", "METRICS", "train"]  # the declarations live in _declarations (checked without torch)
 
 
 class _Block(nn.Module):

@@ -5,23 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainers.hyper import Hyper, resolve
-from trainers.recipes._fit import METRICS, TRAINING_HYPERPARAMETERS, TorchClassifier, fit_classifier
+from trainers.hyper import resolve
+from trainers.recipes._declarations import CLASSIFIER_METRICS as METRICS
+from trainers.recipes._declarations import MLP_HYPERPARAMETERS as HYPERPARAMETERS
+from trainers.recipes._fit import TorchClassifier, fit_classifier
 from trainers.recipes._layers import ACTIVATIONS, Standardize
 from trainers.reporting import Reporter
 from trainers.seeding import seed_everything
 from trainers.spec import TrialSpec
 
-__all__ = ["HYPERPARAMETERS", "METRICS", "train"]
-
-HYPERPARAMETERS: dict[str, Hyper] = {
-    **TRAINING_HYPERPARAMETERS,
-    "width": Hyper(256, "hidden units per layer", low=1, high=65536, integer=True),
-    "depth": Hyper(2, "hidden layers", low=0, high=64, integer=True),
-    "dropout": Hyper(0.1, "dropout after each hidden layer", low=0.0, high=0.95),
-    "activation": Hyper("gelu", "activation", choices=tuple(ACTIVATIONS)),
-    "norm": Hyper("layer", "normalisation after each hidden linear layer", choices=("none", "batch", "layer")),
-}
+__all__ = ["HYPERPARAMETERS", "METRICS", "train"]  # the declarations live in _declarations (checked without torch)
 
 
 def build_mlp(input_size: int, num_classes: int, hp: dict, mean: torch.Tensor, std: torch.Tensor) -> nn.Module:
