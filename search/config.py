@@ -343,7 +343,9 @@ class FaultRule:
     """A chaos drill (off unless configured): for the selected trials — by ``trials`` (numbers), a ``fraction`` of
     them (seeded, and exact to within one trial in any run of consecutive trials: see ``search.faults``), or those
     on nodes that offer the custom resource ``node_resource`` — hang at an epoch, raise at an epoch, or train
-    ``slow`` times slower. ``first_attempt_only`` limits hang/raise to the first attempt, so a retry recovers."""
+    ``slow`` times slower. ``first_attempt_only`` limits hang/raise to the first attempt, so a retry recovers.
+    ``release_file`` (with ``hang_at_epoch`` only): the hang ends when that path exists on the trial's node — a
+    trial held at a known point until a drill (or a test) lets it go, instead of one slowed down and raced."""
 
     trials: tuple[int, ...] | None = None
     fraction: float | None = None
@@ -352,6 +354,7 @@ class FaultRule:
     raise_at_epoch: int | None = None
     slow: float | None = None
     first_attempt_only: bool = False
+    release_file: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -722,6 +725,7 @@ def _parse_faults(raw: Any) -> tuple[FaultRule, ...]:
             raise_at_epoch=section.take("raise_at_epoch", _optional(_int(1, MAX_EPOCHS)), None),
             slow=section.take("slow", _optional(_number(1, inclusive=False, high=MAX_FACTOR)), None),
             first_attempt_only=section.take("first_attempt_only", _bool, False),
+            release_file=section.take("release_file", _optional(_str), None),
         )
         section.finish()
         selectors = [x for x in (rule.trials, rule.fraction, rule.node_resource) if x is not None]
@@ -730,6 +734,8 @@ def _parse_faults(raw: Any) -> tuple[FaultRule, ...]:
         effects = [x for x in (rule.hang_at_epoch, rule.raise_at_epoch, rule.slow) if x is not None]
         if len(effects) != 1:
             raise ConfigError(path, "give exactly one of hang_at_epoch, raise_at_epoch, slow")
+        if rule.release_file is not None and rule.hang_at_epoch is None:
+            raise ConfigError(f"{path}.release_file", "only releases a hang_at_epoch drill")
         rules.append(rule)
     return tuple(rules)
 
@@ -768,7 +774,7 @@ def config_from_dict(raw: Any, *, default_name: str | None = None) -> Experiment
     validate_name(name)
     seed = top.take("seed", _int(0, MAX_SEED), 0)
     trainer_name = top.take("trainer", _str, "cnn")
-    from trainers import resolve_trainer  # the built-in recipes import torch: only once a config gets this far
+    from trainers import resolve_trainer  # built-ins are checked without torch; a user's trainer module loads here
 
     try:
         trainer = resolve_trainer(trainer_name)

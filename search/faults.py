@@ -1,7 +1,7 @@
 """Chaos drills: the ``faults:`` section makes chosen trials hang, raise or run slowly, for tests and drills.
 
 Off unless configured. Evaluated inside the trial (the worker), at each epoch's report. A hang blocks until the
-trial is killed (the stall watchdog's job); a raise is an ordinary exception (retried like any other); ``slow: k``
+trial is killed (the stall watchdog's job) or, with ``release_file``, until that file exists; a raise is an ordinary exception (retried like any other); ``slow: k``
 sleeps ``k − 1`` times the epoch's own duration after each epoch, so the trial takes about ``k`` times as long.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 from search.config import FaultRule
@@ -62,5 +63,14 @@ class FaultPlan:
                 time.sleep((rule.slow - 1) * epoch_seconds)
             elif rule.raise_at_epoch == epoch:
                 raise InjectedFault(f"injected fault: raise at epoch {epoch} (attempt {self.attempt})")
+            elif rule.hang_at_epoch == epoch and rule.release_file is not None:
+                _wait_for(Path(rule.release_file))
             elif rule.hang_at_epoch == epoch:
                 threading.Event().wait()  # hang: no more reports until the watchdog kills this trial
+
+
+def _wait_for(path: Path, poll_s: float = 0.05) -> None:
+    """Hold until ``path`` exists (another process creates it; nothing here can signal a worker directly)."""
+    released = threading.Event()
+    while not path.exists():
+        released.wait(poll_s)

@@ -3,6 +3,7 @@ stopped by that group (never `ray stop`, which would kill every Ray process on t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -120,6 +121,12 @@ class RayNodes:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the ray cluster did not come up: {jobs.stderr[-500:]} {status.stdout[-500:]}")
             time.sleep(1)
+
+    def head_node_id(self) -> str:
+        """The head node's id, from Ray's state API (``ray list nodes``) on the dashboard."""
+        listed = subprocess.run([str(BIN / "ray"), "list", "nodes", "--address", self.job_address, "--format", "json"],
+                                env=self.env, capture_output=True, text=True, timeout=60, check=True)
+        return next(node["node_id"] for node in json.loads(listed.stdout) if node["is_head_node"])
 
     def stop(self) -> None:
         # `ray start --block` on SIGTERM takes ~20 s to wind its head node down; the test needs none of that

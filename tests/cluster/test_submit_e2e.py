@@ -24,8 +24,10 @@ def cluster(tmp_path_factory):
     mlflow, nodes = MlflowServer(folder / "mlflow"), None
     try:
         mlflow.start()
-        nodes = RayNodes(head_cpus=1)
-        nodes.add_worker(cpus=1)
+        # The head offers no CPU: every trial must be placed on the worker node, never next to the job's driver
+        # (with a CPU each, two trials that happen not to overlap may both run on the head).
+        nodes = RayNodes(head_cpus=0)
+        nodes.add_worker(cpus=2)
         nodes.wait_ready(nodes=2)
         yield nodes, mlflow, folder
     finally:
@@ -62,8 +64,10 @@ def test_ray_job_submit_runs_the_quickstart_on_the_cluster(cluster):
     assert sorted(int(c.data.tags["hypernas.trial_number"]) for c in children) == [0, 1, 2, 3]
     assert all(c.data.tags["hypernas.state"] in ("COMPLETE", "PRUNED") for c in children)
     assert "trials.parquet" in {a.path for a in client.list_artifacts(parent.info.run_id)}
-    nodes_used = {row["node"] for row in pq.read_table(folder / "w" / "quickstart" / "trials.parquet").to_pylist()}
-    assert len(nodes_used) > 1  # trials ran on more than one node
+    nodes_used = {row["node"].rsplit("/", 1)[-1]
+                  for row in pq.read_table(folder / "w" / "quickstart" / "trials.parquet").to_pylist()}
+    head = nodes.head_node_id()
+    assert len(nodes_used) == 1 and not head.startswith(nodes_used.pop())  # on the worker, not the driver's node
 
 
 def test_hypernas_submit_waits_and_exits_with_the_job_result(cluster):

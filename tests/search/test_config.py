@@ -59,6 +59,8 @@ BAD = [
     (["faults=[{trials: [1], fraction: 0.5, slow: 2}]"], "faults[0]", "exactly one of trials, fraction, node_resource"),
     (["faults=[{trials: [1], slow: 0.5}]"], "faults[0].slow", "number > 1"),
     (["faults=[{fraction: 2, slow: 3}]"], "faults[0].fraction", "in (0, 1)"),
+    (["faults=[{trials: [1], slow: 2, release_file: /tmp/go}]"], "faults[0].release_file",
+     "only releases a hang_at_epoch drill"),
     (["faults={trials: [1]}"], "faults", "must be a list"),
     (["reproducible=sometimes"], "reproducible.mode", "must be one of async, strict"),
     (["reproducible=strict", "scheduler=median"], "reproducible.mode", "strict mode works with scheduler asha"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import pyarrow.parquet as pq
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -44,10 +45,17 @@ def test_stalls_exceptions_and_stragglers(ray_session, tmp_path, env_without_tra
     assert "injected fault: raise at epoch 2 (attempt 1)" in history[3][0]["error"]
     for n in (0, 4, 5, 6):
         assert rows[n]["state"] == "COMPLETE" and rows[n]["attempts"] == 1 and not history[n]
-    assert rows[4]["straggler"] is True and rows[4]["straggler_ratio"] > 2  # slow: 4 against its peers
+    # The drill makes every epoch of trial 4 take 4x its own training time as its worker measures it (exact, not
+    # a race). Whether that also makes it 2x its peers depends on how busy the machine is, so the flag is checked
+    # for agreeing with the recorded times here; the peer comparison itself is tested on fixed numbers in
+    # test_records and measured in bench/stragglers.py.
+    curves = [c for c in pq.read_table(result.curves_path).to_pylist() if c["trial"] == 4]
+    assert [c["epoch"] for c in curves] == [1, 2, 3]
+    assert all(c["epoch_wall_s"] >= 4 * c["epoch_time_s"] for c in curves)
+    assert rows[4]["straggler_ratio"] is not None and rows[4]["straggler"] == (rows[4]["straggler_ratio"] >= 2.0)
     assert all(rows[n]["epochs_run"] == 3 for n in (0, 1, 3, 4, 5, 6))  # retries resumed and finished
 
-    events = [e for e in __import__("pyarrow.parquet", fromlist=["x"]).read_table(result.events_path).to_pylist()]
+    events = pq.read_table(result.events_path).to_pylist()
     kills = [e for e in events if e["kind"] == "stall_kill"]
     assert sorted(e["trial"] for e in kills) == [1, 2, 2] and all(e["value"] >= STALL_TIMEOUT_S for e in kills)
 

@@ -40,3 +40,17 @@ def test_numbers_nodes_and_first_attempt_only():
     once = FaultRule(trials=(2,), raise_at_epoch=1, first_attempt_only=True)
     assert FaultPlan.for_trial([once], 2, 1, 0, set).rules == [once]
     assert FaultPlan.for_trial([once], 2, 2, 0, set).rules == []
+
+
+def test_a_held_trial_goes_on_once_its_release_file_exists(tmp_path):
+    import threading
+
+    release = tmp_path / "go"
+    plan = FaultPlan([FaultRule(trials=(0,), hang_at_epoch=2, release_file=str(release))], attempt=1)
+    plan.before_report(1, 0.0)  # not the epoch it holds at
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (plan.before_report(2, 0.0), done.set()), daemon=True)
+    worker.start()
+    assert not done.wait(0.3)  # held: the file is not there
+    release.touch()
+    assert done.wait(30)  # released

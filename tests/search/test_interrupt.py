@@ -30,8 +30,13 @@ TRIALS = 6
 
 
 def _start(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path, Path]:
+    # Trial 0 runs through; every other trial reports epoch 1 and is then held (before reporting epoch 2) until
+    # _release: the moment "one trial ended, another mid-run" comes and lasts, whatever the machine's speed. ASHA's
+    # first rung is at epoch 2, so no trial is pruned before it is held.
     config = tiny_config(name, budget={"trials": TRIALS, "max_concurrent": 2},
-                         faults=[{"trials": list(range(TRIALS)), "slow": 40}])  # epochs long enough to stop mid-way
+                         scheduler={"type": "asha", "max_epochs": 4, "grace_period": 2, "reduction_factor": 2},
+                         faults=[{"trials": list(range(1, TRIALS)), "hang_at_epoch": 2,
+                                  "release_file": str(_release(tmp_path))}])
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "w"
@@ -41,6 +46,11 @@ def _start(tmp_path: Path, name: str) -> tuple[subprocess.Popen, Path, Path]:
         driver = subprocess.Popen([*HYPERNAS, "run", str(path), "--workdir", str(workdir)], cwd=ROOT, env=env,
                                   stdout=out, stderr=err, start_new_session=True)
     return driver, workdir, workdir / name
+
+
+def _release(tmp_path: Path) -> Path:
+    """The file whose existence lets held trials go on (created before resuming)."""
+    return tmp_path / "release"
 
 
 def _wait_for_mid_run(driver: subprocess.Popen, folder: Path) -> None:
@@ -103,6 +113,7 @@ def test_ctrl_c_interrupts_and_resume_finishes_the_budget(tmp_path):
         assert runs[number].info.status == "KILLED" and runs[number].data.tags["hypernas.state"] == "INTERRUPTED"
     assert parent.info.status == "KILLED" and parent.data.tags["hypernas.state"] == "INTERRUPTED"
 
+    _release(tmp_path).touch()
     done = subprocess.run([*HYPERNAS, "resume", "ctrlc", "--workdir", str(workdir)], cwd=ROOT, capture_output=True,
                           text=True, timeout=300,
                           env={k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")})
@@ -164,6 +175,7 @@ def test_sigterm_interrupts_with_exit_143_and_resumes_without_tunes_state(tmp_pa
     # As if the signal had come before Ray Tune saved any state of its own: resume starts Tune afresh for what is
     # left of the budget, the interrupted trials first, under their numbers.
     shutil.rmtree(folder / "tune")
+    _release(tmp_path).touch()
     done = subprocess.run([*HYPERNAS, "resume", "term", "--workdir", str(workdir)], cwd=ROOT, capture_output=True,
                           text=True, timeout=300,
                           env={k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")})

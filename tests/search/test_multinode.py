@@ -84,26 +84,31 @@ def test_a_lost_worker_node_preempts_its_trials_and_nothing_is_lost(cluster, tmp
     driver = None
     workers = cluster.workers
     try:
+        # trial 0 runs through; the others are held before epoch 2 until the node is gone: the node is lost with a
+        # trial on it mid-run, after another ended, whatever the machine's speed
+        release = tmp_path / "release"
         config = tiny_config("nodes", budget={"trials": TRIALS, "max_concurrent": 2},
                              scheduler={"type": "none", "max_epochs": 4}, tolerance={"max_retries": 3},
-                             faults=[{"trials": list(range(TRIALS)), "slow": 40}])
+                             faults=[{"trials": list(range(1, TRIALS)), "hang_at_epoch": 2,
+                                      "release_file": str(release)}])
         path = tmp_path / "nodes.yaml"
         path.write_text(yaml.safe_dump(config))
         workdir, folder = tmp_path / "w", tmp_path / "w" / "nodes"
         driver = run_cli(["run", str(path), "--workdir", str(workdir), "--address", cluster.address])
         deadline = time.monotonic() + 240
         victim = None
-        while time.monotonic() < deadline and victim is None:  # wait until some trial has reported from a worker
-            results = [e for e in _journal(folder) if e["op"] == "result" and e.get("node")]
-            if any(e["op"] == "ended" for e in _journal(folder)) and results:
-                node_ids = {e["node"].rsplit("/", 1)[-1] for e in results}
-                running = {e["number"] for e in _journal(folder) if e["op"] == "started"} - {
-                    e["number"] for e in _journal(folder) if e["op"] == "ended"}
-                if running:
-                    victim = next((w for w in [*workers, cluster.special] if w[:8] in node_ids), None)
+        while time.monotonic() < deadline and victim is None:  # until a trial ended and a held one reported
+            events = _journal(folder)
+            running = {e["number"] for e in events if e["op"] == "started"} - {
+                e["number"] for e in events if e["op"] == "ended"}
+            held_on = {e["node"].rsplit("/", 1)[-1] for e in events
+                       if e["op"] == "result" and e.get("node") and e["number"] in running}
+            if any(e["op"] == "ended" for e in events) and held_on:  # the head has no CPU: trials run on workers
+                victim = next((w for w in [*workers, cluster.special] if w[:8] in held_on), None)
             time.sleep(0.2)
         assert victim is not None, "no trial reached a worker node"
         cluster.remove(victim)  # the node is lost, its trials with it
+        release.touch()
         output, _ = driver.communicate(timeout=600)
         assert driver.returncode == 0, output.decode()[-3000:]
     finally:

@@ -35,8 +35,12 @@ def _ended(folder: Path) -> int:
 
 
 def test_outage_mid_run_then_sync(ray_session, tmp_path, server):
+    # trials 0 and 1 run through; the others are held before epoch 2 until the server is down: the outage comes
+    # mid-run, with trials ended before it and trials running across it, whatever the machine's speed
+    release = tmp_path / "release"
     config = tiny_config("outage", tracking={"uri": server.uri}, budget={"trials": TRIALS, "max_concurrent": 2},
-                         faults=[{"trials": list(range(TRIALS)), "slow": 30}])
+                         scheduler={"type": "asha", "max_epochs": 4, "grace_period": 2, "reduction_factor": 2},
+                         faults=[{"trials": list(range(2, TRIALS)), "hang_at_epoch": 2, "release_file": str(release)}])
     workdir, folder = tmp_path / "w", tmp_path / "w" / "outage"
     outcome = {}
     runner = threading.Thread(target=lambda: outcome.update(result=run_experiment(
@@ -47,6 +51,7 @@ def test_outage_mid_run_then_sync(ray_session, tmp_path, server):
         time.sleep(0.2)
     assert _ended(folder) >= 2 and runner.is_alive()
     server.stop()  # the tracking server goes away mid-run
+    release.touch()
     runner.join(timeout=300)
     assert not runner.is_alive() and "result" in outcome  # the experiment went on and finished
 
