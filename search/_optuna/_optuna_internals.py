@@ -14,23 +14,14 @@ from typing import Any
 
 import optuna
 
+from search._versions import require_release
+
 SUPPORTED = "5.0"  # major.minor: the internals below are those of Optuna 5.0.x
 
 
 def check_version(installed: str) -> None:
-    """Raise ``ImportError`` unless ``installed`` is an Optuna release this module was written against (5.0.x).
-
-    >>> check_version("5.0.1")
-    >>> check_version("5.1.0")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ImportError: hypernas supports Optuna 5.0.x only ...
-    """
-    if installed.split(".")[:2] != SUPPORTED.split("."):
-        raise ImportError(
-            f"hypernas supports Optuna {SUPPORTED}.x only (it relies on Optuna internals that change between "
-            f"releases: search/_optuna/_optuna_internals.py), but Optuna {installed} is installed; "
-            f"install the supported release: pip install 'optuna=={SUPPORTED}.0'")
+    """Raise ``ImportError`` unless ``installed`` is a Optuna release this module was written against (5.0.x)."""
+    require_release("Optuna", installed, SUPPORTED, "search/_optuna/_optuna_internals.py", f"optuna=={SUPPORTED}.0")
 
 
 check_version(optuna.__version__)

@@ -17,23 +17,15 @@ from typing import Any, Callable
 
 import ray
 
+from search._versions import require_release
+
 SUPPORTED = "2.60"  # major.minor: the internals below are those of Ray 2.60.x
 
 
 def check_version(installed: str) -> None:
-    """Raise ``ImportError`` unless ``installed`` is a Ray release this module was written against (2.60.x).
-
-    >>> check_version("2.60.0")
-    >>> check_version("2.61.0")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ImportError: hypernas supports Ray 2.60.x only ...
-    """
-    if installed.split(".")[:2] != SUPPORTED.split("."):
-        raise ImportError(
-            f"hypernas supports Ray {SUPPORTED}.x only (it relies on Ray internals that change between releases: "
-            f"search/_tune/_ray_internals.py), but Ray {installed} is installed; "
-            f"install the supported release: pip install 'ray[default,tune,train]=={SUPPORTED}.0'")
+    """Raise ``ImportError`` unless ``installed`` is a Ray release this module was written against (2.60.x)."""
+    require_release("Ray", installed, SUPPORTED, "search/_tune/_ray_internals.py",
+                    f"ray[default,tune,train]=={SUPPORTED}.0")
 
 
 check_version(ray.__version__)

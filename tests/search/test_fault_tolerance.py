@@ -15,7 +15,9 @@ from search._optuna import load_study
 from search.records import read_trials
 from tests.helpers import tiny_config
 
-STALL_TIMEOUT_S = 4
+# The watchdog counts from a trial's start, a fresh worker's imports included: 8 s leaves a loaded 2-core machine
+# room to start a worker that is not hung (at 4 s one could be killed as stalled before its first epoch).
+STALL_TIMEOUT_S = 8
 
 
 def children(result):
