@@ -86,18 +86,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from search.records import read_trials
+    from search.records import ExperimentRecords
     from search.redaction import redact_text
 
     folder = existing_experiment(args.workdir, args.name)
     state = folder.read_state()
-    rows = read_trials(folder.path) if (folder.path / "trials.parquet").is_file() else []
+    cfg = folder.load_config()
+    # the journal, not trials.parquet: it is current for a running experiment and complete after a crash
+    records = ExperimentRecords.read(folder.path, cfg.metric.name, cfg.metric.mode, cfg.constraints,
+                                     cfg.tolerance.straggler_factor)
+    rows = records.trial_rows(redacted=True)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
+    best = records.best()
     info = {
         "experiment": state["name"], "status": state.get("status"), "trials_planned": state.get("trials_planned"),
-        "trials_seen": len(rows), "counts": counts, "best_trial": state.get("best_trial"),
+        "trials_seen": len(rows), "counts": counts, "best_trial": best.number if best else None,
         "tracking_uri": redact_text(state.get("tracking_uri") or ""), "mlflow_experiment": state.get("mlflow_experiment"),
         "parent_run_id": state.get("parent_run_id"), "folder": str(folder.path),
     }
@@ -175,14 +180,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from search.replay import child_run_for, default_uri, replay_run
+    from search.replay import default_uri, replay_run, replay_trial
 
-    if args.trial is not None:
-        uri, run_id = child_run_for(args.workdir, args.target, args.trial)
+    if args.trial is not None:  # from the experiment's journal
+        print(f"replaying trial {args.trial} of {args.target} from its journal", flush=True)
+        result = replay_trial(args.workdir, args.target, args.trial)
     else:
         uri, run_id = default_uri(args.workdir, args.tracking_uri), args.target
-    print(f"replaying MLflow run {run_id} ({redact(uri)})", flush=True)
-    result = replay_run(uri, run_id)
+        print(f"replaying MLflow run {run_id} ({redact(uri)})", flush=True)
+        result = replay_run(uri, run_id)
     for key, (recorded, now) in result.environment_changes.items():
         print(f"warning: environment differs: {key}: recorded {recorded!r}, now {now!r}", file=sys.stderr)
     for note in result.notes:
@@ -314,6 +320,13 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                         help="override a setting, e.g. --set budget.trials=8 --set space.lr.high=0.1")
 
 
+def _registry_listing() -> str:
+    """The searcher and scheduler types a config can name, with their settings (from :mod:`search.registry`)."""
+    from search.registry import listing
+
+    return listing()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hypernas",
@@ -324,13 +337,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
-    def verb(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
-        sub = verbs.add_parser(name, help=help_text, description=help_text)
+    def verb(name: str, handler: Callable[[argparse.Namespace], int], help_text: str,
+             epilog: str | None = None) -> argparse.ArgumentParser:
+        formatter = argparse.RawDescriptionHelpFormatter if epilog else argparse.HelpFormatter  # listing kept as is
+        sub = verbs.add_parser(name, help=help_text, description=help_text, epilog=epilog, formatter_class=formatter)
         sub.set_defaults(handler=handler)
         _add_workdir(sub)
         return sub
 
-    run = verb("run", cmd_run, "validate CONFIG and run the experiment (local Ray unless --address/RAY_ADDRESS)")
+    types = _registry_listing()
+    run = verb("run", cmd_run, "validate CONFIG and run the experiment (local Ray unless --address/RAY_ADDRESS)",
+               types)
     _add_config_options(run)
     run.add_argument("--overwrite", action="store_true", help="replace an existing experiment of the same name")
     run.add_argument("--address", help="Ray cluster address to join (default: RAY_ADDRESS, else a local Ray)")
@@ -352,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "(after a tracking outage)")
     sync.add_argument("name")
 
-    validate = verb("validate", cmd_validate, "check CONFIG and print the resolved configuration; creates nothing")
+    validate = verb("validate", cmd_validate, "check CONFIG and print the resolved configuration; creates nothing",
+                    types)
     _add_config_options(validate)
 
     status = verb("status", cmd_status, "state of experiment NAME: trial counts, best so far, where results are")
@@ -381,7 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="output file (.parquet or .csv)")
     export.add_argument("--table", choices=("trials", "curves"), default="trials")
 
-    replay = verb("replay", cmd_replay, "re-run one trial from what MLflow recorded; exit 0 if its curve is "
+    replay = verb("replay", cmd_replay, "re-run one trial from what was recorded (NAME --trial N: the experiment's "
+                                        "journal; a run id: MLflow); exit 0 if its curve is "
                                         "identical bit for bit, 1 with a per-epoch diff table otherwise")
     replay.add_argument("target", help="a trial's MLflow run id, or an experiment NAME with --trial")
     replay.add_argument("--trial", type=int, help="trial number within experiment NAME")

@@ -13,9 +13,8 @@ The YAML format (all sections but ``space`` optional)::
     space:                      # see spaces.Space; `epochs` sets each trial's epochs
       lr: {type: float, low: 1e-4, high: 1e-1, log: true}
     metric: {name: val_accuracy, mode: max}
-    searcher: {type: tpe, n_startup_trials: 5}       # tpe | random | cmaes | grid | evolution
-    scheduler: {type: asha, max_epochs: 10, grace_period: 1, reduction_factor: 3}  # asha | hyperband | median | none
-                                # asha promotion: async (default: Ray's, on arrival) | ordered (trial-number order, parking)
+    searcher: {type: tpe, n_startup_trials: 5}       # types and their settings: search.registry.SEARCHERS
+    scheduler: {type: asha, max_epochs: 10, grace_period: 1, reduction_factor: 3}  # search.registry.SCHEDULERS
     budget: {trials: 20, max_concurrent: 2, time_budget_s: null}
     resources: {cpus: 1, gpus: 0}
     tracking: {uri: null, experiment: null}    # null: sqlite:///<workdir>/mlflow.db; MLFLOW_TRACKING_URI wins over null
@@ -39,19 +38,10 @@ import yaml
 
 from search.constraints import Constraint
 from search.redaction import REDACTED, looks_secret_path, redact, remember_secrets, secret_values
+from search.registry import SCHEDULERS, SEARCHERS, settings_schema
 from spaces import Constant, Int, Space, SpaceError, YamlDocumentError, dump_yaml, load_yaml
 from trainers import DEFAULT_SPLIT_SEED, DataSource, DigitsSource, Mnist1dSource, ParquetSource, check_space
 
-SEARCHERS = ("tpe", "random", "cmaes", "grid", "evolution")
-# Settings each scheduler takes besides ``type`` (read and written only for that scheduler).
-SCHEDULER_SETTINGS = {
-    "asha": ("max_epochs", "grace_period", "reduction_factor", "promotion"),
-    "hyperband": ("max_epochs", "reduction_factor"),
-    "median": ("max_epochs", "grace_period", "min_samples_required"),
-    "none": ("max_epochs",),
-}
-SCHEDULERS = tuple(SCHEDULER_SETTINGS)
-PROMOTIONS = ("async", "ordered")  # ASHA: decide a rung on arrival (Ray's), or in trial-number order
 EPOCHS = "epochs"  # the space parameter that sets a trial's number of epochs
 # An experiment's name is a folder under the workdir and an MLflow experiment name. Matched whole (fullmatch: a
 # trailing newline does not slip through ``$``); with no separator and no ``..`` it can never leave the workdir.
@@ -237,37 +227,72 @@ class MetricConfig:
     mode: str = "max"
 
 
-# Settings each searcher takes besides ``type``.
-SEARCHER_SETTINGS = {
-    "tpe": ("n_startup_trials",),
-    "random": (),
-    "cmaes": ("n_startup_trials",),
-    "grid": (),
-    "evolution": ("population_size", "sample_size"),
-}
+class _TypedSection:
+    """A ``searcher:`` or ``scheduler:`` section: the registered type's name and one instance of that type's
+    settings dataclass (see :mod:`search.registry`) — never another type's settings. A setting reads as an
+    attribute (``cfg.searcher.population_size``) when the type has it."""
+
+    type: str
+    settings: Any
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for names the object lacks; never for dunders or while unpickling (no settings yet)
+        if name.startswith("__") or name == "settings" or "settings" not in self.__dict__:
+            raise AttributeError(name)
+        try:
+            return getattr(self.__dict__["settings"], name)
+        except AttributeError:
+            raise AttributeError(f"{type(self).__name__} of type {self.type!r} has no setting {name!r}") from None
+
+    def _settings_dict(self) -> dict[str, Any]:
+        values = {f.name: getattr(self.settings, f.name) for f in settings_schema(type(self.settings))}
+        return {k: v for k, v in values.items() if v is not None}
+
+
+def _check_settings(section: _TypedSection, registry: Any) -> None:
+    """Fill in the type's default settings, or insist that the given ones are that type's (value objects check
+    themselves; :meth:`SearcherConfig.of` and :meth:`SchedulerConfig.of` validate the values as the config does)."""
+    settings = registry[section.type].settings
+    if section.settings is None:
+        object.__setattr__(section, "settings", settings())
+    elif not isinstance(section.settings, settings):
+        raise TypeError(f"{registry.kind} {section.type!r} takes {settings.__name__} "
+                        f"(got {type(section.settings).__name__})")
 
 
 @dataclass(frozen=True)
-class SearcherConfig:
-    """Which sampler proposes configurations: Optuna's (tpe, random, cmaes, grid) or regularized evolution.
+class SearcherConfig(_TypedSection):
+    """Which sampler proposes configurations: a name in :data:`search.registry.SEARCHERS` and that searcher's
+    own settings (``None``: its defaults). Build one from settings with :meth:`of`, which validates them.
 
-    ``n_startup_trials``: random trials before the TPE / CMA-ES model (default 10 / 1). Evolution:
-    ``population_size`` most recent trials form the population, tournaments of ``sample_size``.
+    >>> SearcherConfig.of("evolution", population_size=8).settings
+    EvolutionSettings(population_size=8, sample_size=5)
     """
 
     type: str = "tpe"
-    n_startup_trials: int | None = None
-    population_size: int = 20
-    sample_size: int = 5
+    settings: Any = None
+
+    def __post_init__(self) -> None:
+        _check_settings(self, SEARCHERS)
+
+    @classmethod
+    def of(cls, type: str, space: Space | None = None, **settings: Any) -> "SearcherConfig":  # noqa: A002
+        """A validated searcher config, as the ``searcher:`` section ``{type: ..., **settings}`` parses
+        (rules that need the space are checked only when ``space`` is given)."""
+        return _parse_searcher({"type": type, **settings}, space)
+
+    def max_trials(self, space: Space) -> int | None:
+        """The most distinct trials this searcher can propose over ``space`` (a grid's size); ``None``: no bound."""
+        return SEARCHERS[self.type].max_trials(self.settings, space)
 
     def to_dict(self) -> dict[str, Any]:
-        settings = {k: getattr(self, k) for k in SEARCHER_SETTINGS[self.type]}
-        return {"type": self.type} | {k: v for k, v in settings.items() if v is not None}
+        return {"type": self.type} | self._settings_dict()
 
 
 @dataclass(frozen=True)
-class SchedulerConfig:
-    """Early stopping (Ray's schedulers). Fidelity is epochs; ``max_epochs`` is each trial's full budget.
+class SchedulerConfig(_TypedSection):
+    """Early stopping (Ray's schedulers): a name in :data:`search.registry.SCHEDULERS` and that scheduler's own
+    settings (``None``: its defaults). ``max_epochs``, each trial's full budget in epochs, is every scheduler's.
 
     ``promotion`` (asha only): ``async`` is Ray's ASHA — a trial reaching a rung is judged against the peers that
     have reported there so far, so arrival order (a slow node, a straggler) changes which trials are promoted.
@@ -281,13 +306,24 @@ class SchedulerConfig:
 
     type: str = "asha"
     max_epochs: int = 10
-    grace_period: int = 1
-    reduction_factor: float = 3
-    min_samples_required: int = 3
-    promotion: str = "async"  # asha: "async" (Ray's, on arrival) or "ordered" (trial-number order, parking)
+    settings: Any = None
+
+    def __post_init__(self) -> None:
+        _check_settings(self, SCHEDULERS)
+
+    @classmethod
+    def of(cls, type: str, **settings: Any) -> "SchedulerConfig":  # noqa: A002
+        """A validated scheduler config, as the ``scheduler:`` section ``{type: ..., **settings}`` parses."""
+        return _parse_scheduler({"type": type, **settings})
+
+    @property
+    def promotion(self) -> str:
+        """How rung decisions are ordered: the type's ``promotion`` setting; ``async`` (on arrival) for a
+        scheduler without one."""
+        return getattr(self.settings, "promotion", "async")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type} | {k: getattr(self, k) for k in SCHEDULER_SETTINGS[self.type]}
+        return {"type": self.type, "max_epochs": self.max_epochs} | self._settings_dict()
 
 
 @dataclass(frozen=True)
@@ -388,8 +424,8 @@ class ExperimentConfig:
     deterministic: bool = True
     data: DataSource = dataclasses.field(default_factory=Mnist1dSource)
     metric: MetricConfig = MetricConfig()
-    searcher: SearcherConfig = SearcherConfig()
-    scheduler: SchedulerConfig = SchedulerConfig()
+    searcher: SearcherConfig = dataclasses.field(default_factory=SearcherConfig)  # (the registry loads on use)
+    scheduler: SchedulerConfig = dataclasses.field(default_factory=SchedulerConfig)
     budget: BudgetConfig = BudgetConfig()
     resources: ResourcesConfig = ResourcesConfig()
     tracking: TrackingConfig = TrackingConfig()
@@ -527,50 +563,35 @@ def _parse_metric(raw: Any, reported: tuple[str, ...] | None, trainer: str) -> M
     return MetricConfig(name, mode)
 
 
-def _parse_searcher(raw: Any, space: Space) -> SearcherConfig:
+def _take_settings(section: _Section, settings: type) -> Any:
+    """One instance of a registered type's settings dataclass, each field taken with its own checker and default."""
+    return settings(**{f.name: section.take(f.name, f.metadata["check"], f.default) for f in settings_schema(settings)})
+
+
+def _parse_searcher(raw: Any, space: Space | None) -> SearcherConfig:
     if isinstance(raw, str):
         raw = {"type": raw}
     section = _Section(raw, "searcher")
-    kind = section.take("type", _choice(SEARCHERS), "tpe")
-    checks = {"n_startup_trials": _optional(_int(0, MAX_TRIALS)), "population_size": _int(2, MAX_TRIALS),
-              "sample_size": _int(1, MAX_TRIALS)}
-    defaults = SearcherConfig()
-    values = {key: section.take(key, checks[key], getattr(defaults, key)) for key in SEARCHER_SETTINGS[kind]}
+    kind = section.take("type", _choice(SEARCHERS.names()), "tpe")
+    entry = SEARCHERS[kind]
+    settings = _take_settings(section, entry.settings)
     section.finish()
-    searcher = dataclasses.replace(defaults, type=kind, **values)
-    if searcher.sample_size > searcher.population_size:
-        raise ConfigError("searcher.sample_size", f"sample_size <= population_size must hold "
-                                                  f"(got {searcher.sample_size} > {searcher.population_size})")
-    if kind == "grid":
-        try:
-            space.grid()
-        except SpaceError as err:
-            raise err_at("space", err) from None
-    return searcher
+    if space is not None:
+        entry.check(settings, space)
+    return SearcherConfig(kind, settings)
 
 
 def _parse_scheduler(raw: Any) -> SchedulerConfig:
     if isinstance(raw, str):
         raw = {"type": raw}
     section = _Section(raw, "scheduler")
-    kind = section.take("type", _choice(SCHEDULERS), "asha")
-    checks = {
-        "max_epochs": _int(1, MAX_EPOCHS),
-        "grace_period": _int(1, MAX_EPOCHS),
-        "reduction_factor": _number(1, inclusive=False, high=MAX_FACTOR),
-        "min_samples_required": _int(1, MAX_TRIALS),
-        "promotion": _choice(PROMOTIONS),
-    }
-    defaults = SchedulerConfig()
-    values = {key: section.take(key, checks[key], getattr(defaults, key)) for key in SCHEDULER_SETTINGS[kind]}
+    kind = section.take("type", _choice(SCHEDULERS.names()), "asha")
+    entry = SCHEDULERS[kind]
+    max_epochs = section.take("max_epochs", _int(1, MAX_EPOCHS), SchedulerConfig.max_epochs)
+    settings = _take_settings(section, entry.settings)
     section.finish()
-    scheduler = dataclasses.replace(defaults, type=kind, **values)
-    if "grace_period" in values and scheduler.grace_period > scheduler.max_epochs:
-        raise ConfigError(
-            "scheduler.grace_period",
-            f"grace_period <= max_epochs must hold (got {scheduler.grace_period} > {scheduler.max_epochs})",
-        )
-    return scheduler
+    entry.check(settings, max_epochs)
+    return SchedulerConfig(kind, max_epochs, settings)
 
 
 def _parse_budget(raw: Any) -> BudgetConfig:
@@ -680,8 +701,9 @@ def _parse_reproducible(raw: Any, scheduler: SchedulerConfig) -> ReproducibleCon
     size = section.take("generation_size", _int(1, MAX_TRIALS), ReproducibleConfig.generation_size) \
         if mode == "strict" else ReproducibleConfig.generation_size
     section.finish()
-    if mode == "strict" and scheduler.type not in ("asha", "none"):
-        raise ConfigError("reproducible.mode", f"strict mode works with scheduler asha or none (got "
+    if mode == "strict" and not SCHEDULERS[scheduler.type].order_independent:
+        able = [entry.name for entry in SCHEDULERS if entry.order_independent]
+        raise ConfigError("reproducible.mode", f"strict mode works with scheduler {' or '.join(able)} (got "
                                                f"{scheduler.type!r}, whose decisions depend on arrival order)")
     return ReproducibleConfig(mode, size)
 
@@ -795,10 +817,10 @@ def config_from_dict(raw: Any, *, default_name: str | None = None) -> Experiment
     scheduler = _parse_scheduler(top.take("scheduler", lambda p, v: v, None))
     _check_epochs(space, scheduler)
     budget = _parse_budget(top.take("budget", lambda p, v: v, None))
-    if scheduler.type == "hyperband" and budget.max_concurrent is not None:
-        # Seen on Ray 2.60: the concurrency limiter counts PAUSED trials as running, so a HyperBand bracket
-        # waiting for members that cannot start any more stalls the experiment.
-        raise ConfigError("budget.max_concurrent", "cannot be combined with scheduler hyperband, which pauses "
+    if SCHEDULERS[scheduler.type].pauses_trials and budget.max_concurrent is not None:
+        # Seen on Ray 2.60: the concurrency limiter counts PAUSED trials as running, so a bracket waiting for
+        # members that cannot start any more stalls the experiment.
+        raise ConfigError("budget.max_concurrent", f"cannot be combined with scheduler {scheduler.type}, which pauses "
                           "trials; bound concurrency with resources.cpus instead (trials per node = cpus / resources.cpus)")
     searcher = _parse_searcher(top.take("searcher", lambda p, v: v, None), space)
     resources = _parse_resources(top.take("resources", lambda p, v: v, None))

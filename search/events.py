@@ -1,22 +1,26 @@
 """The decision log: every sampler ask and tell and every early-stopping decision, in the order they happened.
 
-Written to ``<workdir>/<name>/events.parquet`` (and the MLflow parent run), so a reviewer can see why each
-trial was stopped: which rung, its cutoff, the trial's value there. Columns: ``seq`` (order), ``time``,
-``kind`` (``ask``, ``tell``, ``decision``, ``wait``, ``stall_kill``, ``attempt``), ``trial``, ``epoch``, ``value``, ``decision``, ``rung``,
-``cutoff``, ``state``, ``detail`` (JSON: the asked configuration).
+A view of the experiment journal (:mod:`search.journal`). Written to ``<workdir>/<name>/events.parquet`` (and the
+MLflow parent run), so a reviewer can see why each trial was stopped: which rung, its cutoff, the trial's value
+there. Columns: ``seq`` (order: the journal's sequence number), ``time``, ``kind`` (``ask``, ``tell``,
+``decision``, ``wait``, ``stall_kill``, ``attempt``), ``trial``, ``epoch``, ``value``, ``decision``, ``rung``,
+``cutoff``, ``state``, ``detail`` (JSON: the asked configuration, secrets masked).
+
+An ``attempt`` row is the journal's ``attempt_failed`` or ``attempt_reclassified`` entry (a trial event the
+records apply too): the fact is written once.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from search.journal import DECISION_KINDS, Journal, read_entries
 from search.redaction import redact
 
 EVENTS_FILE = "events.parquet"
@@ -25,67 +29,69 @@ _TYPES = {
     "value": pa.float64(), "decision": pa.string(), "rung": pa.int64(), "cutoff": pa.float64(),
     "state": pa.string(), "detail": pa.string(),
 }
-
-
-JOURNAL_FILE = "events.jsonl"
+_ATTEMPT_KINDS = ("attempt_failed", "attempt_reclassified")
 
 
 class EventLog:
-    """Append-only list of events; cheap to add to from the driver's Tune loop. With a ``journal`` path each event
-    is also appended there as a JSON line, so :meth:`load` brings the log back after a driver crash."""
+    """The decision rows of an experiment's journal; cheap to add to from the driver's Tune loop. Without a
+    ``journal`` an in-memory one is used."""
 
-    def __init__(self, journal: Path | None = None) -> None:
+    def __init__(self, journal: Journal | None = None) -> None:
         self.rows: list[dict[str, Any]] = []
-        self._journal = open(journal, "a", encoding="utf-8") if journal is not None else None
+        self.journal = journal if journal is not None else Journal()
+        self.journal.subscribe(self.apply)
 
     @classmethod
-    def load(cls, journal: Path) -> "EventLog":
+    def read(cls, folder: Path) -> "EventLog":
+        """The decision log of the experiment in ``folder``, read from its journal (nothing is written)."""
         log = cls()
-        if journal.is_file():
-            for line in journal.read_text(encoding="utf-8").splitlines():
-                try:
-                    log.rows.append(json.loads(line))
-                except json.JSONDecodeError:  # a torn last line
-                    continue
-        log._journal = open(journal, "a", encoding="utf-8")
+        log.replay(read_entries(folder))
         return log
 
-    def close(self) -> None:
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+    def replay(self, entries: Iterable[Mapping[str, Any]]) -> None:
+        for entry in entries:
+            self.apply(entry)
 
-    def _add(self, **row: Any) -> None:
-        row = {"seq": len(self.rows), "time": time.time(), **row}
-        self.rows.append(row)
-        if self._journal is not None:
-            self._journal.write(json.dumps(row) + "\n")
-            self._journal.flush()
+    def apply(self, entry: Mapping[str, Any]) -> None:
+        """Show one journal entry, if it is a decision (or an attempt)."""
+        kind = entry["kind"]
+        if kind in DECISION_KINDS:
+            row = {k: v for k, v in entry.items() if k not in ("v", "params")}
+            if kind == "ask":
+                row["detail"] = json.dumps(redact(entry.get("params") or {}), sort_keys=True)
+            self.rows.append(row)
+        elif kind in _ATTEMPT_KINDS:
+            self.rows.append({"seq": entry["seq"], "time": entry["time"], "kind": "attempt",
+                              "trial": entry["number"], "epoch": entry.get("epoch"), "state": entry["state"],
+                              "detail": json.dumps({"attempt": entry["attempt"]})})
+
+    def close(self) -> None:
+        self.journal.close()
 
     def ask(self, trial: int, params: Mapping[str, Any]) -> None:
-        self._add(kind="ask", trial=trial, detail=json.dumps(redact(params), sort_keys=True))
+        self.journal.append("ask", trial=trial, params=dict(params))
 
     def tell(self, trial: int, state: str, value: float | None) -> None:
-        self._add(kind="tell", trial=trial, state=state, value=value)
+        self.journal.append("tell", trial=trial, state=state, value=value)
 
     def decision(self, trial: int, epoch: int, value: float | None, decision: str, rung: int | None = None,
                  cutoff: float | None = None, reason: str | None = None) -> None:
-        self._add(kind="decision", trial=trial, epoch=epoch, value=value, decision=decision, rung=rung,
-                  cutoff=cutoff, detail=json.dumps({"reason": reason}) if reason else None)
-
-    def attempt(self, trial: int, attempt: int, state: str, epoch: int) -> None:
-        """An attempt of a trial ended badly (STALLED, PREEMPTED, FAILED)."""
-        self._add(kind="attempt", trial=trial, epoch=epoch, state=state, detail=json.dumps({"attempt": attempt}))
+        self.journal.append("decision", trial=trial, epoch=epoch, value=value, decision=decision, rung=rung,
+                            cutoff=cutoff, detail=json.dumps({"reason": reason}) if reason else None)
 
     def stall(self, trial: int, silent_s: float) -> None:
         """The watchdog killed a trial that had reported nothing for ``silent_s`` seconds."""
-        self._add(kind="stall_kill", trial=trial, value=silent_s)
+        self.journal.append("stall_kill", trial=trial, value=silent_s)
 
     def wait(self, trial: int, epoch: int, rung: int, waiting_for: list[int], parked: bool = False) -> None:
         """Ordered promotion: a trial waits at a rung (held, or parked without its slot) for lower-numbered
         trials to reach it."""
-        self._add(kind="wait", trial=trial, epoch=epoch, rung=rung,
-                  detail=json.dumps({"waiting_for": waiting_for, "parked": parked}))
+        self.journal.append("wait", trial=trial, epoch=epoch, rung=rung,
+                            detail=json.dumps({"waiting_for": waiting_for, "parked": parked}))
+
+    def asked(self) -> set[int]:
+        """Trials whose ask is in the log."""
+        return {row["trial"] for row in self.rows if row["kind"] == "ask"}
 
     def table(self) -> pa.Table:
         return pa.table({name: pa.array([row.get(name) for row in self.rows], type_) for name, type_ in _TYPES.items()})

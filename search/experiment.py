@@ -16,18 +16,17 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, TextIO
 
 from search import _mlflow
-from search._optuna import AskTellStudy, grid_size
+from search._optuna import AskTellStudy
 from search.config import ConfigError, ExperimentConfig, load_config, tracking_uri_rule
 from search.environment import capture_environment
 from search.events import EVENTS_FILE, EventLog
 from search.interruption import Interrupted, SignalGuard
-from search.events import JOURNAL_FILE as EVENTS_JOURNAL
+from search.journal import JOURNAL_FILE, Journal
 from search.monitor import Monitor, experiment_end, snapshots
 from search.progress import ProgressView, summary_table
 from search.redaction import redact, redact_text
 from spaces import dump_yaml
 from search.records import CURVES_FILE, TRIALS_FILE, ExperimentRecords
-from search.records import JOURNAL_FILE as RECORDS_JOURNAL
 from search.sealing import split_change_warnings
 from search.seeds import derive_seed
 from search.workdir import DEFAULT_WORKDIR, ExperimentFolder, existing_experiment
@@ -70,10 +69,9 @@ def _parent_params(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def trial_budget(cfg: ExperimentConfig) -> tuple[int, tuple[str, ...]]:
     """Trials to run, and notes: a grid runs each point once, so its budget is capped at the grid's size."""
-    if cfg.searcher.type == "grid":
-        size = grid_size(cfg.space)
-        if size < cfg.budget.trials:
-            return size, (f"grid has {size} points: running {size} trials, not budget.trials={cfg.budget.trials}",)
+    cap = cfg.searcher.max_trials(cfg.space)
+    if cap is not None and cap < cfg.budget.trials:
+        return cap, (f"{cfg.searcher.type} has {cap} points: running {cap} trials, not budget.trials={cfg.budget.trials}",)
     return cfg.budget.trials, ()
 
 
@@ -157,16 +155,30 @@ def run_experiment(
                        started_at=time.time(), trials_planned=trials, environment=environment)
     study = AskTellStudy.create(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"), cfg.metric.mode,
                                 folder.study_file, constrained=bool(cfg.constraints))
-    records = _new_records(cfg, folder)
+    records, events = experiment_views(cfg, Journal(folder.path / JOURNAL_FILE))
     for note in notes:
         stream.write(f"note: {note}\n")
-    return _execute(cfg, folder, data, study, records, EventLog(folder.path / EVENTS_JOURNAL), tracker, trials,
-                    notes, stream, run_trials)
+    return _execute(cfg, folder, data, study, records, events, tracker, trials, notes, stream, run_trials)
 
 
-def _new_records(cfg: ExperimentConfig, folder: ExperimentFolder) -> ExperimentRecords:
-    return ExperimentRecords(cfg.metric.name, cfg.metric.mode, cfg.constraints, cfg.tolerance.straggler_factor,
-                             journal=folder.path / RECORDS_JOURNAL)
+def experiment_views(cfg: ExperimentConfig, journal: Journal,
+                     entries: Iterable[Mapping[str, Any]] = ()) -> tuple[ExperimentRecords, EventLog]:
+    """The records and the decision log of one experiment: two views of ``journal``, its single writer, rebuilt
+    from the ``entries`` it holds so far."""
+    entries = list(entries)
+    records = ExperimentRecords(cfg.metric.name, cfg.metric.mode, cfg.constraints, cfg.tolerance.straggler_factor,
+                                journal=journal)
+    events = EventLog(journal)
+    records.replay(entries)
+    events.replay(entries)
+    return records, events
+
+
+def read_records(folder: ExperimentFolder, cfg: ExperimentConfig | None = None) -> ExperimentRecords:
+    """The records of the experiment in ``folder``, from its journal (read only)."""
+    cfg = cfg or folder.load_config()
+    return ExperimentRecords.read(folder.path, cfg.metric.name, cfg.metric.mode, cfg.constraints,
+                                  cfg.tolerance.straggler_factor)
 
 
 def _execute(cfg: ExperimentConfig, folder: ExperimentFolder, data: Any, study: AskTellStudy,
@@ -221,8 +233,7 @@ def _close(cfg: ExperimentConfig, folder: ExperimentFolder, records: ExperimentR
            stream: TextIO) -> tuple[dict[str, int], Any, Path, Path, Path]:
     """After the trials ran, or stopped: close the trials, records, MLflow and state, whatever happened."""
     trials_path, curves_path, events_path = monitor.finish(orphans=orphans, interrupted=status == "interrupted")
-    records.close()
-    events.close()
+    records.journal.close()  # the views' one writer (fsync-ed on close)
     best = records.best()
     counts = records.counts()
     for path in (trials_path, curves_path, events_path):
@@ -280,10 +291,7 @@ def sync_tracking(folder: ExperimentFolder, records: ExperimentRecords | None = 
     state = folder.read_state()
     status = status or state.get("status")
     if records is None:
-        cfg = folder.load_config()
-        records = ExperimentRecords.load(folder.path / RECORDS_JOURNAL, cfg.metric.name, cfg.metric.mode,
-                                         cfg.constraints, cfg.tolerance.straggler_factor)
-        records.close()
+        records = read_records(folder)
     _, counts = _mlflow.backfill(state["tracking_uri"], state["mlflow_experiment"], state["parent_run_id"],
                                  snapshots(records))
     paths = [folder.path / name for name in (TRIALS_FILE, CURVES_FILE, EVENTS_FILE)]
@@ -316,9 +324,8 @@ def resume_experiment(workdir: str | Path, name: str, *, address: str | None = N
     from search._tune import describe_cluster, ensure_ray, run_trials
 
     stream.write(f"ray: {describe_cluster(ensure_ray(address))}\n")
-    records = ExperimentRecords.load(folder.path / RECORDS_JOURNAL, cfg.metric.name, cfg.metric.mode,
-                                     cfg.constraints, cfg.tolerance.straggler_factor)
-    events = EventLog.load(folder.path / EVENTS_JOURNAL)
+    journal, entries = Journal.open(folder.path)  # a version-0 folder's two journals are copied into one first
+    records, events = experiment_views(cfg, journal, entries)
     study = AskTellStudy.load(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"), folder.study_file,
                               constrained=bool(cfg.constraints))
     tracker = _mlflow.TrackingWriter(state["tracking_uri"], state["mlflow_experiment"], None)

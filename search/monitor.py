@@ -1,4 +1,5 @@
-"""The driver-side sink of trial events: records (Parquet), MLflow child runs and the live view, in one place."""
+"""The driver-side sink of trial events: the journal (through its views, records and decision log), MLflow child
+runs and the live view, in one place."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Mapping
 from search._mlflow import TrackingWriter, TrialSnapshot
 from search.events import EventLog
 from search.progress import ProgressView
-from search.records import ExperimentRecords, TrialRecord, final_state
+from search.records import ExperimentRecords, TrialRecord
 from search.redaction import redact
 
 _WRITE_EVERY_S = 2.0  # Parquet is rewritten at most this often while running (and always at the end)
@@ -76,7 +77,7 @@ class Monitor:
     def __init__(self, records: ExperimentRecords, events: EventLog, tracker: TrackingWriter, view: ProgressView,
                  folder: Path, logged_epochs: Mapping[int, int] | None = None) -> None:
         self.records = records
-        self.events = events  # sampler asks/tells and scheduler decisions, written beside the records
+        self.events = events  # sampler asks/tells and scheduler decisions: the same journal's decision view
         self.tracker = tracker
         self.view = view
         self.folder = folder
@@ -105,8 +106,7 @@ class Monitor:
     def attempt_failed(self, number: int, attempt: int, state: str, error: str) -> None:
         """One attempt of a trial ended badly (STALLED, PREEMPTED or FAILED); the trial may be retried."""
         error = redact(error)  # masked in the worker already; here too for errors raised outside it
-        record = self.records.attempt_failed(number, attempt, state, error)
-        self.events.attempt(number, attempt, state, record.epochs_run)
+        self.records.attempt_failed(number, attempt, state, error)  # one journal entry: records and decision log
         self.tracker.trial_notes(number, {"hypernas.attempts": attempt, f"hypernas.attempt{attempt}.state": state},
                                  {f"attempt-{attempt}-{state.lower()}.txt": error})
         self.view.update(self.records)
@@ -114,15 +114,17 @@ class Monitor:
     def attempt_reclassified(self, number: int, attempt: int, state: str) -> None:
         """An attempt first recorded as FAILED turned out to have lost its node: PREEMPTED."""
         self.records.attempt_reclassified(number, attempt, state)
-        self.events.attempt(number, attempt, state, self.records.trials[number].epochs_run)
         self.tracker.trial_notes(number, {f"hypernas.attempt{attempt}.state": state})
 
     def stall_killed(self, number: int, silent_s: float) -> None:
         self.events.stall(number, silent_s)
 
-    def trial_ended(self, number: int, state: str, error: str | None = None, reason: str | None = None) -> None:
+    def trial_ended(self, number: int, state: str | None = None, error: str | None = None,
+                    reason: str | None = None) -> None:
+        """Trial ``number`` ended: ``state`` ``None`` when it ended without an error (the records decide
+        COMPLETE, PRUNED or FAILED with :func:`~search.records.final_state`), else how it ended."""
         error = redact(error)
-        record = self.records.ended(number, state, error)  # the records decide the final state (a NaN end FAILS)
+        record = self.records.ended(number, state, error)
         self.tracker.trial_ended(number, record.state, end_tags(self.records, record, reason),
                                  {"traceback.txt": record.error} if record.error and record.state == "FAILED" else {})
         self.view.update(self.records)
@@ -151,8 +153,7 @@ class Monitor:
                 if record.state == "RUNNING":
                     self.trial_ended(record.number, "INTERRUPTED", reason="the experiment was interrupted")
             elif record.state in ("RUNNING", "INTERRUPTED"):  # INTERRUPTED: one a resumed run never continued
-                self.trial_ended(record.number, final_state(record.epochs_run, record.epochs, errored=False),
-                                 reason=reason)
+                self.trial_ended(record.number, reason=reason)
         self.view.update(self.records)  # prints only if the last line printed is not already the final state
         self.view.close()
         return self._write(force=True)

@@ -1,7 +1,8 @@
 """The experiment's own record of its trials, written as ``trials.parquet`` and ``curves.parquet`` (pyarrow).
 
-Kept in the driver from Tune's events; it is the source for the live view, the summary, ``status``, ``best``
-and ``export``. Files are written atomically (temp file + rename), so a reader never sees half a table.
+A view of the experiment journal (:mod:`search.journal`), kept in the driver from Tune's events; it is the source
+for the live view, the summary, ``status``, ``best``, ``export`` and the MLflow back-fill. Files are written
+atomically (temp file + rename), so a reader never sees half a table.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from search.constraints import Constraint, violations
+from search.journal import TRIAL_KINDS, Journal, read_entries
 from search.redaction import redact, redactor
 from trainers.hardware import HARDWARE_METRICS
 
 TRIALS_FILE = "trials.parquet"
-JOURNAL_FILE = "records.jsonl"  # append-only, flushed per event: what a crashed driver leaves to resume from
 STRAGGLER_TIME = "epoch_wall_s"  # the per-epoch time stragglers are judged by
 CURVES_FILE = "curves.parquet"
 # INTERRUPTED: running when the experiment was stopped (Ctrl-C, SIGTERM); not final, `hypernas resume` continues it
@@ -40,7 +41,11 @@ TRIAL_COLUMNS = (
 def final_state(epochs_run: int, epochs: int, errored: bool, final_value: float | None = None) -> str:
     """How a trial ended: FAILED on error or when its last reported metric (``final_value``) is NaN or infinite,
     COMPLETE when it trained all its epochs, else PRUNED — stopped early, by the scheduler or by the end of the
-    experiment (time budget)."""
+    experiment (time budget).
+
+    The one rule for a trial's final state: the records (:meth:`ExperimentRecords.ended`) and the searcher (what
+    Optuna is told) both call it with the same four facts — epochs reported, epochs planned, whether the
+    trial raised, its last reported metric."""
     if errored or not_finite(final_value):
         return "FAILED"
     return "COMPLETE" if epochs_run >= epochs else "PRUNED"
@@ -120,14 +125,17 @@ def _median_without(ordered: Sequence[float], value: float) -> float:
 
 
 class ExperimentRecords:
-    """Trials and their per-epoch curves for one experiment, updated from the driver's event stream.
+    """Trials and their per-epoch curves for one experiment: a view of the experiment's
+    :class:`~search.journal.Journal`.
 
-    With a ``journal`` path every event is also appended there (one JSON line, flushed), so the records of a
-    driver killed mid-run come back exactly with :meth:`load` — Parquet files are views rewritten from memory.
+    Every change is a journal entry (``started``, ``result``, ``attempt_failed``, ``attempt_reclassified``,
+    ``ended``, ``forget``) applied by :meth:`apply` — live as the journal writes it, or replayed from the file by
+    :meth:`read`, so the records of a driver killed mid-run come back exactly. Parquet files are views rewritten
+    from memory. Without a ``journal`` an in-memory one is used.
     """
 
     def __init__(self, metric: str, mode: str, constraints: Sequence[Constraint] = (),
-                 straggler_factor: float = 2.0, journal: Path | None = None) -> None:
+                 straggler_factor: float = 2.0, journal: Journal | None = None) -> None:
         self.metric = metric
         self.mode = mode
         self.constraints = tuple(constraints)
@@ -135,66 +143,112 @@ class ExperimentRecords:
         self.trials: dict[int, TrialRecord] = {}
         # (trial, epoch) -> row: a resumed trial that reports an epoch again replaces the row
         self.curves: dict[tuple[int, int], dict[str, Any]] = {}
-        self._journal = open(journal, "a", encoding="utf-8") if journal is not None else None
-
-    def _log(self, op: str, **event: Any) -> None:
-        if self._journal is not None:
-            self._journal.write(json.dumps({"op": op, **event}) + "\n")
-            self._journal.flush()
+        self.journal = journal if journal is not None else Journal()
+        self.journal.subscribe(self.apply)
 
     @classmethod
-    def load(cls, journal: Path, metric: str, mode: str, constraints: Sequence[Constraint] = (),
+    def read(cls, folder: Path, metric: str, mode: str, constraints: Sequence[Constraint] = (),
              straggler_factor: float = 2.0) -> "ExperimentRecords":
-        """Records rebuilt from a journal, appending to it from then on. A torn last line (a crash mid-write)
-        is dropped."""
+        """The records of the experiment in ``folder``, read from its journal (nothing is written)."""
         records = cls(metric, mode, constraints, straggler_factor)
-        if journal.is_file():
-            for line in journal.read_text(encoding="utf-8").splitlines():
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                op = event.pop("op")
-                getattr(records, op)(**event)
-        records._journal = open(journal, "a", encoding="utf-8")
+        records.replay(read_entries(folder))
         return records
 
-    def close(self) -> None:
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+    def replay(self, entries: Iterable[Mapping[str, Any]]) -> None:
+        """Apply journal entries written before (the trial events among them)."""
+        for entry in entries:
+            self.apply(entry)
 
+    def apply(self, entry: Mapping[str, Any]) -> None:
+        """Apply one journal entry; entries of other kinds (decisions) are not the records' business."""
+        kind = entry["kind"]
+        if kind in TRIAL_KINDS:
+            getattr(self, f"_on_{kind}")(**{k: v for k, v in entry.items() if k not in ("v", "seq", "time", "kind")})
+
+    def close(self) -> None:
+        self.journal.close()
+
+    # -- events: each is one journal entry ----------------------------------------------------------------------
     def forget(self, number: int) -> None:
         """Drop a trial entirely (one the executor never learnt of before a crash: it will not run)."""
-        self.trials.pop(number, None)
-        self.curves = {key: row for key, row in self.curves.items() if key[0] != number}
-        self._log("forget", number=number)
+        self.journal.append("forget", number=number)
 
-    # -- events --------------------------------------------------------------------------------------------------
     def started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int,
                 attempt: int = 1, at: float | None = None) -> TrialRecord:
-        at = time.time() if at is None else at
+        self.journal.append("started", number=number, trial_id=trial_id, seed=seed, params=dict(params),
+                            epochs=epochs, attempt=attempt, at=time.time() if at is None else at)
+        return self.trials[number]
+
+    def attempt_failed(self, number: int, attempt: int, state: str, error: str) -> TrialRecord:
+        self.journal.append("attempt_failed", number=number, attempt=attempt, state=state, error=error[-2000:],
+                            epoch=self.trials[number].epochs_run)
+        return self.trials[number]
+
+    def attempt_reclassified(self, number: int, attempt: int, state: str) -> None:
+        self.journal.append("attempt_reclassified", number=number, attempt=attempt, state=state,
+                            epoch=self.trials[number].epochs_run)
+
+    def result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
+               device: str | None = None, at: float | None = None) -> None:
+        self.journal.append("result", number=number, epoch=epoch, metrics={k: float(v) for k, v in metrics.items()},
+                            node=node, device=device, at=time.time() if at is None else at)
+
+    def ended(self, number: int, state: str | None = None, error: str | None = None,
+              at: float | None = None) -> TrialRecord:
+        """Trial ``number`` ended. ``state`` ``None`` (or COMPLETE, PRUNED): it ended without an error, and
+        :func:`final_state` decides from what it reported — COMPLETE, PRUNED, or FAILED when its last metric is
+        NaN or infinite (with the reason as its error). Otherwise ``state`` is how it ended (FAILED, INTERRUPTED …)."""
+        record = self.trials[number]
+        if state in (None, "COMPLETE", "PRUNED"):
+            state = final_state(record.epochs_run, record.epochs, False, record.last_value)
+            error = final_value_error(self.metric, record.last_value) if state == "FAILED" else error
+        self.journal.append("ended", number=number, state=state, error=error, at=time.time() if at is None else at)
+        return record
+
+    # -- applying entries -----------------------------------------------------------------------------------------
+    def _on_forget(self, number: int) -> None:
+        self.trials.pop(number, None)
+        self.curves = {key: row for key, row in self.curves.items() if key[0] != number}
+
+    def _on_started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int,
+                    attempt: int = 1, at: float = 0.0) -> None:
         record = self.trials.get(number)
         if record is None:
             record = self.trials[number] = TrialRecord(number, trial_id, seed, dict(params), epochs, started_at=at)
         record.state = "RUNNING"
         record.attempt = attempt
-        self._log("started", number=number, trial_id=trial_id, seed=seed, params=dict(params), epochs=epochs,
-                  attempt=attempt, at=at)
-        return record
 
-    def attempt_failed(self, number: int, attempt: int, state: str, error: str) -> TrialRecord:
+    def _on_attempt_failed(self, number: int, attempt: int, state: str, error: str, epoch: int | None = None) -> None:
         record = self.trials[number]
         record.failed_attempts.append({"attempt": attempt, "state": state, "epochs_run": record.epochs_run,
-                                       "error": error[-2000:]})
-        self._log("attempt_failed", number=number, attempt=attempt, state=state, error=error[-2000:])
-        return record
+                                       "error": error})
 
-    def attempt_reclassified(self, number: int, attempt: int, state: str) -> None:
+    def _on_attempt_reclassified(self, number: int, attempt: int, state: str, epoch: int | None = None) -> None:
         for failed in self.trials[number].failed_attempts:
             if failed["attempt"] == attempt:
                 failed["state"] = state
-        self._log("attempt_reclassified", number=number, attempt=attempt, state=state)
+
+    def _on_result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
+                   device: str | None = None, at: float = 0.0) -> None:
+        record = self.trials[number]
+        record.epochs_run = max(record.epochs_run, epoch)
+        record.node = node or record.node
+        record.device = device or record.device
+        self.curves[number, epoch] = {"trial": number, "epoch": epoch, "time_s": at - record.started_at, **metrics}
+        record.hardware |= {k: float(metrics[k]) for k in HARDWARE_METRICS if k in metrics}
+        record.violations = violations(self.constraints, metrics) if self.constraints else []
+        value = metrics.get(self.metric)
+        if value is not None:
+            # the value as reported, NaN included: a stale earlier value must not stand in for a diverged end
+            record.last_value = float(value)
+            if better(float(value), record.best_value, self.mode):
+                record.best_value, record.best_epoch = float(value), epoch
+
+    def _on_ended(self, number: int, state: str, error: str | None = None, at: float = 0.0) -> None:
+        record = self.trials[number]
+        record.state = state
+        record.ended_at = at
+        record.error = error
 
     def straggler_ratios(self) -> dict[int, float]:
         """Per trial: the median over its epochs of its epoch wall time (``epoch_wall_s``, as its worker saw it)
@@ -215,39 +269,6 @@ class ExperimentRecords:
                 peers = _median_without(times, own)
                 per_trial.setdefault(trial, []).append(own / max(peers, 1e-9))
         return {trial: statistics.median(ratios) for trial, ratios in per_trial.items()}
-
-    def result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
-               device: str | None = None, at: float | None = None) -> None:
-        at = time.time() if at is None else at
-        record = self.trials[number]
-        record.epochs_run = max(record.epochs_run, epoch)
-        record.node = node or record.node
-        record.device = device or record.device
-        self.curves[number, epoch] = {"trial": number, "epoch": epoch, "time_s": at - record.started_at,
-                                      **{k: float(v) for k, v in metrics.items()}}
-        self._log("result", number=number, epoch=epoch, metrics={k: float(v) for k, v in metrics.items()},
-                  node=node, device=device, at=at)
-        record.hardware |= {k: float(metrics[k]) for k in HARDWARE_METRICS if k in metrics}
-        record.violations = violations(self.constraints, metrics) if self.constraints else []
-        value = metrics.get(self.metric)
-        if value is not None:
-            # the value as reported, NaN included: a stale earlier value must not stand in for a diverged end
-            record.last_value = float(value)
-            if better(float(value), record.best_value, self.mode):
-                record.best_value, record.best_epoch = float(value), epoch
-
-    def ended(self, number: int, state: str, error: str | None = None, at: float | None = None) -> TrialRecord:
-        """Trial ``number`` ended in ``state``; a COMPLETE or PRUNED end whose last reported metric is NaN or
-        infinite is FAILED instead (see :func:`final_state`), with the reason as its error."""
-        record = self.trials[number]
-        why = final_value_error(self.metric, record.last_value) if state in ("COMPLETE", "PRUNED") else None
-        if why is not None:
-            state, error = "FAILED", why
-        record.state = state
-        record.ended_at = time.time() if at is None else at
-        record.error = error
-        self._log("ended", number=number, state=state, error=error, at=record.ended_at)
-        return record
 
     # -- queries -------------------------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

@@ -20,7 +20,7 @@ A trial's exception is masked where it is raised, in the Ray worker (:func:`reda
 Ray's console, Ray's files (``error.txt``, ``error.pkl``) nor our records ever see the raw text.
 
 The experiment's own files that resuming and testing need keep the real values: ``config.yaml``, the journals
-(``records.jsonl``, ``optuna.journal``) and Ray Tune's resume state under ``tune/`` (``tuner.pkl``,
+(``journal.jsonl``, ``optuna.journal``) and Ray Tune's resume state under ``tune/`` (``tuner.pkl``,
 ``experiment_state-*.json``, which hold each trial's configuration). They are the user's inputs on the user's
 disk; nothing we print, log or export reads them unmasked.
 """

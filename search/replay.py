@@ -1,7 +1,9 @@
-"""``hypernas replay``: re-run one trial from what MLflow recorded and compare its learning curve bit for bit.
+"""``hypernas replay``: re-run one trial from what was recorded and compare its learning curve bit for bit.
 
-From the child run: the trial's hyperparameters (``hypernas.params``, typed JSON), seed, epochs run; from its
-parent run: the experiment config (``config.yaml``), the data-split seed and the environment. The trial trains
+By experiment name and trial number, from the experiment's journal (:mod:`search.journal`): the trial's
+hyperparameters, seed, epochs run and per-epoch metrics; the config and environment from the experiment folder.
+By MLflow run id: from the child run, the trial's hyperparameters (``hypernas.params``, typed JSON), seed, epochs
+run; from its parent run, the experiment config (``config.yaml``), the data-split seed and the environment. The trial trains
 again in this process with the same seed, data split, thread count and epochs, and every recorded per-epoch
 metric is compared exactly (timings excluded: they measure the machine, not the computation).
 """
@@ -17,6 +19,7 @@ from typing import Any, Mapping
 from search import _mlflow
 from search.config import ConfigError, ExperimentConfig, config_from_dict
 from search.environment import capture_environment
+from search.records import ExperimentRecords
 from search.seeds import derive_seed
 from search.workdir import existing_experiment
 from spaces import load_yaml
@@ -80,6 +83,26 @@ def child_run_for(workdir: str | Path, name: str, trial: int) -> tuple[str, str]
                                  f"{known[0]}..{known[-1]})" if known else f"experiment {name!r} has no trials in MLflow")
 
 
+def replay_trial(workdir: str | Path, name: str, trial: int) -> ReplayResult:
+    """Re-run trial ``trial`` of experiment ``name`` from its journal — configuration, seed, epochs run, device and
+    per-epoch metrics as recorded there — with the experiment's config and the environment its state file kept.
+    MLflow is not needed."""
+    folder = existing_experiment(workdir, name)
+    cfg = folder.load_config()
+    records = ExperimentRecords.read(folder.path, cfg.metric.name, cfg.metric.mode)
+    record = records.trials.get(trial)
+    if record is None:
+        known = sorted(records.trials)
+        raise ConfigError("--trial", f"experiment {name!r} has no trial {trial} in its journal (trials: "
+                                     f"{known[0]}..{known[-1]})" if known else f"experiment {name!r} has no trials yet")
+    recorded = {(epoch, metric): value for (number, epoch), row in records.curves.items() if number == trial
+                for metric, value in row.items()
+                if metric not in ("trial", "epoch", "time_s", *TIMING_METRICS) and 1 <= epoch <= record.epochs_run}
+    environment = folder.read_state().get("environment") or {}
+    return _replay(cfg, f"journal:{name}/{trial}", trial, dict(record.params), record.epochs, record.epochs_run,
+                   record.seed, derive_seed(cfg.seed, "data"), record.device, recorded, _changes(environment))
+
+
 def replay_run(uri: str, run_id: str) -> ReplayResult:
     """Re-run the trial of child run ``run_id`` and compare its per-epoch metrics with the recorded ones."""
     client = _mlflow.client_for(uri)
@@ -95,20 +118,25 @@ def replay_run(uri: str, run_id: str) -> ReplayResult:
     params = _trial_params(cfg, child)
     epochs = int(params.pop("epochs", cfg.scheduler.max_epochs))
     epochs_run = int(tags.get("hypernas.epochs_run", epochs))
-    seed = int(tags["hypernas.seed"])
     data_seed = int(parent.data.tags.get("hypernas.data_seed", derive_seed(cfg.seed, "data")))
-    result = ReplayResult(run_id, int(tags["hypernas.trial_number"]), epochs_run, 0)
-    recorded = _recorded_curves(client, run_id, epochs_run)
+    return _replay(cfg, run_id, int(tags["hypernas.trial_number"]), params, epochs, epochs_run,
+                   int(tags["hypernas.seed"]), data_seed, tags.get("hypernas.device"),
+                   _recorded_curves(client, run_id, epochs_run), _environment_changes(client, parent.info.run_id))
+
+
+def _replay(cfg: ExperimentConfig, source: str, trial: int, params: dict[str, Any], epochs: int, epochs_run: int,
+            seed: int, data_seed: int, recorded_device: str | None, recorded: dict[tuple[int, str], float],
+            environment_changes: dict[str, tuple[Any, Any]]) -> ReplayResult:
+    """Train the trial again in this process and compare every recorded per-epoch value exactly."""
+    result = ReplayResult(source, trial, epochs_run, 0, environment_changes=environment_changes)
     if not cfg.deterministic:
         result.notes.append("the experiment ran with deterministic: false — bit-identical replay is not expected")
-    result.environment_changes = _environment_changes(client, parent.info.run_id)
-
-    on_gpu = "hypernas.device" in tags and tags["hypernas.device"] != "cpu"
+    on_gpu = recorded_device is not None and recorded_device != "cpu"
     device = pick_device(on_gpu)
     if on_gpu and device == "cpu":
-        result.notes.append(f"recorded on {tags['hypernas.device']}; replaying on the CPU (curves may differ)")
+        result.notes.append(f"recorded on {recorded_device}; replaying on the CPU (curves may differ)")
     spec = TrialSpec(params, search_data(cfg.data, data_seed), epochs, seed, device=device,
-                     threads=cfg.resources.threads, deterministic=cfg.deterministic, trial_number=result.trial)
+                     threads=cfg.resources.threads, deterministic=cfg.deterministic, trial_number=trial)
     reporter = _StoppingReporter(epochs_run)
     try:
         resolve_trainer(cfg.trainer).train(spec, reporter)
@@ -144,6 +172,13 @@ def _environment_changes(client: Any, parent_run_id: str) -> dict[str, tuple[Any
     try:
         recorded = json.loads(_mlflow.read_text_artifact(client, parent_run_id, "environment.json"))
     except Exception:  # noqa: BLE001 - an older run without the artifact: nothing to compare
+        return {}
+    return _changes(recorded)
+
+
+def _changes(recorded: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Result-relevant differences between the ``recorded`` environment and this one (none if nothing recorded)."""
+    if not recorded:
         return {}
     now = capture_environment()
     return {k: (recorded.get(k), now.get(k)) for k in _RESULT_RELEVANT if recorded.get(k) != now.get(k)}

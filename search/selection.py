@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from search import _mlflow
-from search.records import JOURNAL_FILE as RECORDS_JOURNAL
+from search.journal import has_journal
 from search.records import ExperimentRecords, pick_best
 from search.redaction import redact
 from search.seeds import derive_seed
@@ -52,12 +52,10 @@ def _check_ended(folder: ExperimentFolder, why: str, allow_interrupted: bool) ->
 
 def _winner(folder: ExperimentFolder) -> dict[str, Any]:
     cfg = folder.load_config()
-    journal = folder.path / RECORDS_JOURNAL
-    if not journal.is_file():
+    if not has_journal(folder.path):
         raise SelectionError(f"experiment {folder.name!r} has no trials yet")
     # the journal, not trials.parquet: it holds the exact parameters (Parquet redacts secret-looking ones)
-    records = ExperimentRecords.load(journal, cfg.metric.name, cfg.metric.mode, cfg.constraints)
-    records.close()
+    records = ExperimentRecords.read(folder.path, cfg.metric.name, cfg.metric.mode, cfg.constraints)
     rows = [{**row, "params": records.trials[row["number"]].params} for row in records.trial_rows()]
     winner = pick_best(rows, cfg.metric.mode)
     if winner is None:

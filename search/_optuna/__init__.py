@@ -3,7 +3,8 @@
 * :func:`suggest_config` asks an Optuna trial for a full configuration from a :class:`spaces.Space`
   (define-by-run, so conditional parameters are asked only when active). Plain Optuna users call it directly.
 * :func:`make_sampler` builds the configured Optuna sampler, seeded from the experiment seed — Optuna's own, or
-  our :class:`~search._optuna.evolution.RegularizedEvolutionSampler`.
+  our :class:`~search._optuna.evolution.RegularizedEvolutionSampler` — through the searcher's factory in
+  :data:`search.registry.SEARCHERS` (each factory imports Optuna in its body, called only from here).
 * :class:`AskTellStudy` is the ask/tell bookkeeping the Ray searcher drives: intermediate values per epoch, and
   the final state — COMPLETE, PRUNED (with its last step's value) or FAIL.
 """
@@ -19,8 +20,8 @@ import optuna
 from optuna.trial import TrialState
 
 from search._optuna._optuna_internals import running_trial, set_system_attr
-from search._optuna.evolution import RegularizedEvolutionSampler
 from search.config import SearcherConfig
+from search.registry import SEARCHERS
 from spaces import Categorical, Constant, Float, Int, Space
 from spaces.nas import CELL_TYPES
 
@@ -81,34 +82,15 @@ def _stored_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
 
 def make_sampler(searcher: SearcherConfig, space: Space, seed: int,
                  constrained: bool = False) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler for ``searcher.type``, seeded with ``seed`` (derived from the experiment seed).
+    """The Optuna sampler of ``searcher.type`` (its factory in :data:`search.registry.SEARCHERS`), seeded with
+    ``seed`` (derived from the experiment seed).
 
     ``constrained``: trials carry constraint values (``AskTellStudy.tell(..., constraints=...)``); TPE then models
     feasibility and evolution prefers feasible parents.
     """
-    startup = searcher.n_startup_trials
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if searcher.type == "tpe":
-            # multivariate + group model conditional spaces jointly; constant liar keeps parallel asks apart
-            return optuna.samplers.TPESampler(
-                seed=seed, n_startup_trials=10 if startup is None else startup,
-                multivariate=True, group=True, constant_liar=True,
-                constraints_func=_stored_constraints if constrained else None,
-            )
-        if searcher.type == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        if searcher.type == "cmaes":
-            return optuna.samplers.CmaEsSampler(
-                seed=seed, n_startup_trials=1 if startup is None else startup, warn_independent_sampling=False,
-                independent_sampler=optuna.samplers.RandomSampler(seed=seed),
-            )
-        if searcher.type == "evolution":
-            return RegularizedEvolutionSampler(population_size=searcher.population_size,
-                                               sample_size=searcher.sample_size, seed=seed)
-        if searcher.type == "grid":
-            return _AskTellGridSampler(_optuna_grid(space), seed=seed)
-    raise ValueError(f"searcher.type: unknown searcher {searcher.type!r}")
+        return SEARCHERS[searcher.type].factory(searcher.settings, space, seed, constrained)
 
 
 def _optuna_grid(space: Space) -> dict[str, list]:

@@ -21,7 +21,6 @@ from ray.tune.experiment import Trial
 
 from search._tune._cluster import node_name
 from search._tune._common import RESERVED_KEYS, TIME_ATTR
-from search.records import final_state
 
 _NODE_LOST = re.compile(r"node (has )?died|NodeDiedError|node .* (was )?(lost|terminated|removed)", re.IGNORECASE)
 # How a lost node first shows, before Ray's health checks have declared it dead (that takes ~15 s).
@@ -72,9 +71,7 @@ class EventBridge(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
         self.last_report.pop(trial.trial_id, None)
-        last = trial.last_result or {}
-        state = final_state(int(last.get(TIME_ATTR, 0)), int(trial.config["epochs"]), errored=False)
-        self.monitor.trial_ended(self._number(trial), state)
+        self.monitor.trial_ended(self._number(trial))  # ended without an error: the records' final_state decides
 
     # -- failures -------------------------------------------------------------------------------------------------
     def _attempt_state(self, trial: Trial, error: str) -> str:

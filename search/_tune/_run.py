@@ -14,6 +14,7 @@ from search._tune._events import EventBridge
 from search._tune._ray_internals import replace_restored_config, tune_stop_handler
 from search._tune._scheduling import ObservedScheduler, make_scheduler
 from search._tune._searcher import OptunaSearcher
+from search._tune._slots import TrialSlots
 from search._tune._trainable import TrialSettings, trial_entry
 from search.config import ExperimentConfig
 from search.redaction import known_secrets
@@ -40,16 +41,17 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
         tune.with_parameters(trial_entry, data=data, settings=settings),
         {"cpu": cfg.resources.cpus, "gpu": cfg.resources.gpus, **cfg.resources.custom},
     )
-    searcher = OptunaSearcher(study, cfg, monitor.events, trials)
-    # trials that ended for good before a crash (a FAILED one is retried: Tune resumes errored trials)
-    finished = {n for n, r in monitor.records.trials.items() if r.state in ("COMPLETE", "PRUNED")} if restore else set()
+    # What the journal says of an interrupted experiment: trials that ended for good (a FAILED one is retried: Tune
+    # resumes errored trials) and the values ASHA's rungs held.
+    finished = frozenset(n for n, r in monitor.records.trials.items()
+                         if r.state in ("COMPLETE", "PRUNED")) if restore else frozenset()
+    slots = TrialSlots(cfg.budget.max_concurrent)  # the one owner of the concurrency limit
+    searcher = OptunaSearcher(study, cfg, monitor.events, trials, slots=slots, finished=finished)
     scheduler = ObservedScheduler(make_scheduler(cfg.scheduler), cfg, monitor.events,
                                   strict=cfg.reproducible.mode == "strict",
                                   history=rung_history(monitor.events.rows) if restore else None,
-                                  park=cfg.scheduler.promotion == "ordered", max_concurrent=cfg.budget.max_concurrent,
-                                  finished=finished)
-    searcher.parked, searcher.finished = scheduler.parked, finished
-    for number in sorted(finished):  # ended in the records, not told to Optuna: the driver died in between
+                                  park=cfg.scheduler.promotion == "ordered", slots=slots, finished=finished)
+    for number in sorted(finished):  # ended in the journal, not told to Optuna: the driver died in between
         searcher.tell_ended(number, monitor.records.trials[number].state)
     samples = trials
     if restore and not tune.Tuner.can_restore(str(storage.resolve())):
@@ -65,7 +67,7 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
         search_alg=searcher,
         scheduler=scheduler,
         num_samples=samples,
-        max_concurrent_trials=cfg.budget.max_concurrent,
+        max_concurrent_trials=slots.limit,  # sizes Tune's pending queue; its limiter defers to the searcher
         time_budget_s=cfg.budget.time_budget_s,
         reuse_actors=True,  # one worker process runs many trials: ~7x less per-trial overhead
         trial_name_creator=_trial_name,
@@ -156,7 +158,7 @@ def _trial_name(trial: Any) -> str:
 
 
 def rung_history(events: list[dict[str, Any]]) -> dict[int, dict[int, float]]:
-    """Per trial, the value ASHA recorded at each rung it was decided at, from the decision log: what the rungs
+    """Per trial, the value ASHA recorded at each rung it was decided at, from the journal's decisions: what the rungs
     held before an interruption. A trial parked undecided at a rung is not in it, so it is decided again."""
     history: dict[int, dict[int, float]] = {}
     for event in events:

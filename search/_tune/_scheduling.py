@@ -23,13 +23,13 @@ from typing import Any
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import (
     AsyncHyperBandScheduler,
-    FIFOScheduler,
     HyperBandScheduler,
     MedianStoppingRule,
     TrialScheduler,
 )
 
 from search._tune._common import TIME_ATTR
+from search._tune._slots import TrialSlots
 from search._tune._ray_internals import (
     asha_cutoff,
     asha_record,
@@ -42,19 +42,13 @@ from search._tune._ray_internals import (
 from search.config import ExperimentConfig, SchedulerConfig
 from search.constraints import violations
 from search.events import EventLog
+from search.registry import SCHEDULERS
 
 
 def make_scheduler(cfg: SchedulerConfig) -> TrialScheduler:
-    """Ray's own scheduler classes, configured in epochs. Metric and mode are set once, on the TuneConfig."""
-    if cfg.type == "asha":
-        return AsyncHyperBandScheduler(time_attr=TIME_ATTR, max_t=cfg.max_epochs, grace_period=cfg.grace_period,
-                                       reduction_factor=cfg.reduction_factor)
-    if cfg.type == "hyperband":
-        return HyperBandScheduler(time_attr=TIME_ATTR, max_t=cfg.max_epochs, reduction_factor=cfg.reduction_factor)
-    if cfg.type == "median":
-        return MedianStoppingRule(time_attr=TIME_ATTR, grace_period=cfg.grace_period,
-                                  min_samples_required=cfg.min_samples_required)
-    return FIFOScheduler()
+    """Ray's own scheduler class for ``cfg.type`` (its factory in :data:`search.registry.SCHEDULERS`), configured in
+    epochs. Metric and mode are set once, on the TuneConfig."""
+    return SCHEDULERS[cfg.type].factory(cfg.settings, cfg.max_epochs)
 
 
 def _number(trial: Trial) -> int:
@@ -66,11 +60,13 @@ class ObservedScheduler(TrialScheduler):
 
     def __init__(self, inner: TrialScheduler, cfg: ExperimentConfig, events: EventLog, strict: bool = False,
                  history: dict[int, dict[int, float]] | None = None, park: bool = False,
-                 max_concurrent: int | None = None, finished: set[int] | None = None) -> None:
+                 slots: TrialSlots | None = None, finished: frozenset[int] = frozenset()) -> None:
+        """``slots``: the concurrency limit, and where parked trials are registered (shared with the searcher).
+        After a driver crash, from the journal: ``history``, each trial's values at the rungs it was decided at
+        (to refill ASHA's rungs as the trials come back); ``finished``, the trials that ended."""
         super().__init__()
-        # After a driver crash: each trial's reported values, to refill ASHA's rungs as the trials come back.
         self.history = history or {}
-        self.finished = finished or set()  # after a driver crash: trials our records saw end
+        self.finished = frozenset(finished)
         self.inner = inner
         self.metric_name = cfg.metric.name
         self.constraints = cfg.constraints
@@ -78,7 +74,7 @@ class ObservedScheduler(TrialScheduler):
         self.strict = strict  # hold trials at rungs until their turn
         # pause them (freeing the slot) until their turn; only ASHA decides at rungs
         self.park = park and not strict and isinstance(inner, AsyncHyperBandScheduler)
-        self.max_concurrent = max_concurrent
+        self.slots = slots if slots is not None else TrialSlots(None)
         self.trials: dict[int, Trial] = {}
         self.ended: set[int] = set()
         self.pending: dict[int, tuple[int, Trial, dict]] = {}  # number -> (rung, trial, result) held back
@@ -99,7 +95,7 @@ class ObservedScheduler(TrialScheduler):
 
     def parked(self) -> int:
         """How many trials are parked at a rung, paused and undecided: they hold no slot and count as not running."""
-        return len(self.pending) if self.park else 0
+        return len(self.slots.parked) if self.park else 0
 
     # -- plain delegation ---------------------------------------------------------------------------------------
     @property
@@ -120,7 +116,7 @@ class ObservedScheduler(TrialScheduler):
         trials = tune_controller.get_trials()
         promoted = [t for t in trials if t.status == Trial.PAUSED and self.verdicts.get(_number(t)) == self.CONTINUE]
         busy = sum(t.status in (Trial.RUNNING, Trial.PENDING) for t in trials)
-        if promoted and (self.max_concurrent is None or busy < self.max_concurrent):
+        if promoted and not self.slots.full(busy):
             return min(promoted, key=_number)  # promotions first, oldest first; a parked trial never resumes undecided
         return next((t for t in trials if t.status == Trial.PENDING), None)
 
@@ -148,6 +144,7 @@ class ObservedScheduler(TrialScheduler):
     def _ended(self, tune_controller: Any, trial: Trial) -> None:
         self.ended.add(_number(trial))
         self.pending.pop(_number(trial), None)
+        self.slots.unpark(_number(trial))
         self.verdicts.pop(_number(trial), None)
         self._drain(tune_controller)
 
@@ -232,6 +229,8 @@ class ObservedScheduler(TrialScheduler):
         blockers = self._waiting_for(_number(trial), rung) if rung is not None else []
         if blockers:
             self.pending[_number(trial)] = (rung, trial, result)
+            if self.park:
+                self.slots.park(_number(trial))
             self.events.wait(_number(trial), int(result[TIME_ATTR]), rung, blockers, parked=self.park)
             # park: pause with a checkpoint, freeing the slot; hold: keep the slot, train no further
             return TrialScheduler.PAUSE if self.park else TrialScheduler.NOOP
@@ -261,6 +260,7 @@ class ObservedScheduler(TrialScheduler):
                     if self._waiting_for(number, rung):
                         continue
                     del self.pending[number]
+                    self.slots.unpark(number)
                     decision = self._decide(tune_controller, trial, result)
                     progress = True
                     if self.park:  # acted on once Tune has paused the trial (it may still be saving)

@@ -22,6 +22,7 @@ from ray.tune.search import Searcher
 
 from search._optuna import AskTellStudy
 from search._tune._common import TIME_ATTR
+from search._tune._slots import TrialSlots
 from search.config import ExperimentConfig
 from search.constraints import constraint_values
 from search.events import EventLog
@@ -32,7 +33,11 @@ from search.seeds import derive_seed
 class OptunaSearcher(Searcher):
     """Ray searcher over an Optuna ask/tell study; every ask and tell goes to the decision log."""
 
-    def __init__(self, study: AskTellStudy, cfg: ExperimentConfig, events: EventLog, trials: int) -> None:
+    def __init__(self, study: AskTellStudy, cfg: ExperimentConfig, events: EventLog, trials: int,
+                 slots: TrialSlots | None = None, finished: frozenset[int] = frozenset()) -> None:
+        """``slots``: the concurrency limit and the parked trials (shared with the scheduler; none: no limit).
+        ``finished``: after a driver crash, trials the journal saw end (no longer live, whatever Tune's snapshot
+        says)."""
         super().__init__(metric=None, mode=None)
         self.study = study
         self.cfg = cfg
@@ -49,14 +54,15 @@ class OptunaSearcher(Searcher):
         self.queue: list[tuple[int, dict]] = []  # strict mode: the current generation's asked configurations
         self.told = 0  # strict mode: every trial below this number has been told
         self.ready: dict[int, tuple[str, float | None, list[float] | None]] = {}  # strict: tells waiting their turn
-        self.max_concurrent: int | None = None
-        self.finished: set[int] = set()  # after a driver crash: trials our records saw end
+        self.slots = slots if slots is not None else TrialSlots(None)
+        self.finished = frozenset(finished)
         self.reoffer: list[tuple[int, dict]] = []  # after a driver crash: asked trials Tune never learnt of
-        self.parked = lambda: 0  # how many of our live trials the scheduler has parked (paused, holding no slot)
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
-        # Tune's ConcurrencyLimiter would count parked trials as running; we limit concurrency ourselves.
-        self.max_concurrent = max_concurrent
+        # Tune's ConcurrencyLimiter would count parked trials as running: the slots limit concurrency instead.
+        if max_concurrent != self.slots.limit:
+            raise ValueError(f"Tune's max_concurrent_trials ({max_concurrent}) must be the slots' limit "
+                             f"({self.slots.limit}): one limit, set once")
         return True
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -69,7 +75,7 @@ class OptunaSearcher(Searcher):
         return number, params
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if self.max_concurrent is not None and len(self.numbers) - self.parked() >= self.max_concurrent:
+        if not self.slots.free_for_new(len(self.numbers)):
             return None  # as many trials running (or promoted, waiting to resume) as allowed
         if self.reoffer:
             number, params = self.reoffer.pop(0)
@@ -146,7 +152,7 @@ class OptunaSearcher(Searcher):
 
     def __getstate__(self) -> dict:
         # Tune pickles its config (tuner.pkl) for its own restore; the live study is re-attached by the driver.
-        return {k: v for k, v in self.__dict__.items() if k not in ("study", "events", "parked")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("study", "events")}
 
     def save(self, checkpoint_path: str) -> None:
         # The study itself is durable (Optuna journal); Tune only needs which trial is which number.
@@ -169,7 +175,7 @@ class OptunaSearcher(Searcher):
         """Suggest the study's open trials (asked, never told) but ``skip`` first, under their own numbers and
         configurations: trials a crashed or interrupted driver asked for that Tune does not know of."""
         self.reoffer = self.study.open_trials(skip=skip)
-        logged = {row.get("trial") for row in self.events.rows if row.get("kind") == "ask"}
+        logged = self.events.asked()
         for number, params in self.reoffer:
             if number not in logged:  # the crash came before the ask reached the decision log
                 self.events.ask(number, params)

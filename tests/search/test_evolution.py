@@ -70,6 +70,10 @@ def test_bad_arguments(population, sample, message):
         RegularizedEvolutionSampler(population, sample)
 
 
+SETTINGS = {"tpe": {"n_startup_trials": 3}, "cmaes": {"n_startup_trials": 3},
+            "evolution": {"population_size": 4, "sample_size": 2}}  # each searcher takes its own settings only
+
+
 @pytest.mark.parametrize("kind", ["tpe", "random", "cmaes", "evolution", "grid"])
 def test_every_searcher_samples_valid_cells(kind):
     space = Space({
@@ -80,8 +84,7 @@ def test_every_searcher_samples_valid_cells(kind):
     if kind == "grid":
         space = Space({"cell": space["cell"], "opt": space["opt"]})
     study = optuna.create_study(direction="maximize",
-                                sampler=make_sampler(SearcherConfig(kind, 3, population_size=4, sample_size=2),
-                                                     space, seed=1))
+                                sampler=make_sampler(SearcherConfig.of(kind, **SETTINGS.get(kind, {})), space, seed=1))
     seen = set()
     for _ in range(12):
         trial = study.ask()

@@ -58,8 +58,8 @@ def _wait_for_mid_run(driver: subprocess.Popen, folder: Path) -> None:
     deadline = time.monotonic() + 300
     while True:
         events = journal(folder)
-        ended = {e["number"] for e in events if e["op"] == "ended"}
-        reporting = {e["number"] for e in events if e["op"] == "result"} - ended
+        ended = {e["number"] for e in events if e["kind"] == "ended"}
+        reporting = {e["number"] for e in events if e["kind"] == "result"} - ended
         if ended and reporting:
             return
         assert driver.poll() is None, "the driver ended before it could be interrupted"
@@ -101,7 +101,7 @@ def test_ctrl_c_interrupts_and_resume_finishes_the_budget(tmp_path):
     interrupted = {n for n, r in rows.items() if r["state"] == "INTERRUPTED"}
     assert interrupted, rows
     # nothing was stopped by anything but the scheduler: every other trial ended COMPLETE, or PRUNED by a decision
-    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (folder / "journal.jsonl").read_text().splitlines()]
     stopped = {e["trial"] for e in events if e["kind"] == "decision" and e["decision"] == "STOP"}
     for number, row in rows.items():
         assert row["state"] in ("COMPLETE", "INTERRUPTED") or (row["state"] == "PRUNED" and number in stopped), row
@@ -121,10 +121,10 @@ def test_ctrl_c_interrupts_and_resume_finishes_the_budget(tmp_path):
     assert json.loads((folder / "state.json").read_text())["status"] == "finished"
 
     after = journal(folder)[len(before):]
-    assert not {e["number"] for e in after if e["op"] == "started"} - set(range(TRIALS))
+    assert not {e["number"] for e in after if e["kind"] == "started"} - set(range(TRIALS))
     for number in interrupted:  # continued from its checkpoints, not from scratch
-        reported_before = {e["epoch"]: e["metrics"] for e in before if e["op"] == "result" and e["number"] == number}
-        reported_after = {e["epoch"]: e["metrics"] for e in after if e["op"] == "result" and e["number"] == number}
+        reported_before = {e["epoch"]: e["metrics"] for e in before if e["kind"] == "result" and e["number"] == number}
+        reported_after = {e["epoch"]: e["metrics"] for e in after if e["kind"] == "result" and e["number"] == number}
         if reported_before and reported_after:
             # from the last epoch's checkpoint; or the one before when the signal came between an epoch's report
             # and Tune's saving of its checkpoint (a separate step) — then that epoch runs again, bit-identical
@@ -229,27 +229,33 @@ def test_a_trial_interrupted_twice_stays_interrupted(tmp_path):
 
     from search._mlflow import TrackingWriter
     from search.events import EventLog
+    from search.journal import Journal
     from search.monitor import Monitor
     from search.progress import ProgressView
     from search.records import ExperimentRecords
 
-    journal_path = tmp_path / "records.jsonl"
+    def records_with_journal():  # the records as a resumed driver has them: the journal so far, appended to
+        journal, entries = Journal.open(tmp_path)
+        records = ExperimentRecords("val_loss", "min", (), 2.0, journal=journal)
+        records.replay(entries)
+        return records
+
     tracker = TrackingWriter(f"sqlite:///{tmp_path / 'mlflow.db'}", "twice", (tmp_path / "art").as_uri())
     tracker.start(run_name="twice", params={}, tags={}, texts={})
 
     def monitor(records):
         return Monitor(records, EventLog(), tracker, ProgressView(2, "val_loss", io.StringIO()), tmp_path)
 
-    records = ExperimentRecords("val_loss", "min", (), 2.0, journal=journal_path)
+    records = records_with_journal()
     first = monitor(records)
     first.trial_started(0, "t0", 1, {"x": 0.1}, 4)
     first.trial_result(0, 1, {"val_loss": 0.5}, "node", "cpu")
     first.finish(interrupted=True)
     records.close()
-    assert ExperimentRecords.load(journal_path, "val_loss", "min", ()).trials[0].state == "INTERRUPTED"
+    assert ExperimentRecords.read(tmp_path, "val_loss", "min").trials[0].state == "INTERRUPTED"
 
-    again = ExperimentRecords.load(journal_path, "val_loss", "min", ())
+    again = records_with_journal()
     monitor(again).finish(interrupted=True)  # the resume is interrupted before the trial ran again
     again.close()
-    assert ExperimentRecords.load(journal_path, "val_loss", "min", ()).trials[0].state == "INTERRUPTED"
+    assert ExperimentRecords.read(tmp_path, "val_loss", "min").trials[0].state == "INTERRUPTED"
     tracker.close("KILLED")

@@ -26,7 +26,7 @@ TRIALS = 6
 
 
 def _journal(folder: Path) -> list[dict]:
-    path = folder / "records.jsonl"
+    path = folder / "journal.jsonl"
     return [json.loads(l) for l in path.read_text().splitlines() if l.endswith("}")] if path.is_file() else []
 
 
@@ -99,11 +99,11 @@ def test_a_lost_worker_node_preempts_its_trials_and_nothing_is_lost(cluster, tmp
         victim = None
         while time.monotonic() < deadline and victim is None:  # until a trial ended and a held one reported
             events = _journal(folder)
-            running = {e["number"] for e in events if e["op"] == "started"} - {
-                e["number"] for e in events if e["op"] == "ended"}
+            running = {e["number"] for e in events if e["kind"] == "started"} - {
+                e["number"] for e in events if e["kind"] == "ended"}
             held_on = {e["node"].rsplit("/", 1)[-1] for e in events
-                       if e["op"] == "result" and e.get("node") and e["number"] in running}
-            if any(e["op"] == "ended" for e in events) and held_on:  # the head has no CPU: trials run on workers
+                       if e["kind"] == "result" and e.get("node") and e["number"] in running}
+            if any(e["kind"] == "ended" for e in events) and held_on:  # the head has no CPU: trials run on workers
                 victim = next((w for w in [*workers, cluster.special] if w[:8] in held_on), None)
             time.sleep(0.2)
         assert victim is not None, "no trial reached a worker node"

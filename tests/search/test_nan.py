@@ -19,6 +19,7 @@ from search._tune._scheduling import ObservedScheduler, make_scheduler
 from search._tune._searcher import OptunaSearcher
 from search.config import load_config
 from search.events import EventLog
+from search.journal import JOURNAL_FILE, Journal
 from search.records import ExperimentRecords, final_state, pick_best, read_trials
 from search.selection import best_trial
 from tests.helpers import tiny_config
@@ -48,7 +49,7 @@ def test_a_non_finite_last_epoch_fails_the_trial_and_never_wins(tmp_path, final)
     assert final_state(3, 3, errored=False, final_value=0.2) == "COMPLETE"
     assert final_state(3, 3, errored=False, final_value=None) == "COMPLETE"
 
-    records = ExperimentRecords("val_loss", "min", journal=tmp_path / "records.jsonl")
+    records = ExperimentRecords("val_loss", "min", journal=Journal(tmp_path / JOURNAL_FILE))
     for number, values in ((0, [0.5, 0.4, 0.3]), (1, [0.2, 0.1, final]), (2, [0.6, math.nan, 0.35])):
         records.started(number, f"t{number}", number, {}, 3)
         for epoch, value in enumerate(values, start=1):
@@ -63,8 +64,7 @@ def test_a_non_finite_last_epoch_fails_the_trial_and_never_wins(tmp_path, final)
     assert records.best().number == 0
     assert pick_best(records.trial_rows(), "min")["number"] == 0
     assert records.counts()["FAILED"] == 1
-    replayed = ExperimentRecords.load(tmp_path / "records.jsonl", "val_loss", "min")
-    replayed.close()
+    replayed = ExperimentRecords.read(tmp_path, "val_loss", "min")
     assert replayed.trials[1].state == "FAILED" and replayed.best().number == 0
 
 

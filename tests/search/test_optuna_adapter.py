@@ -30,10 +30,11 @@ def test_plain_optuna_study_over_a_space():
     assert any("momentum" in t.params for t in study.trials) and any("momentum" not in t.params for t in study.trials)
 
 
-@pytest.mark.parametrize("kind", ["tpe", "random", "cmaes"])
-def test_samplers_are_reproducible_for_a_seed(kind):
+@pytest.mark.parametrize("kind, settings", [("tpe", {"n_startup_trials": 2}), ("random", {}),
+                                            ("cmaes", {"n_startup_trials": 2})])
+def test_samplers_are_reproducible_for_a_seed(kind, settings):
     def sequence(seed):
-        study = optuna.create_study(sampler=make_sampler(SearcherConfig(kind, 2), SPACE, seed))
+        study = optuna.create_study(sampler=make_sampler(SearcherConfig.of(kind, **settings), SPACE, seed))
         out = []
         for _ in range(6):
             trial = study.ask()

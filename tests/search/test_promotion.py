@@ -13,6 +13,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
 from search import run_experiment
 from search._tune._scheduling import ObservedScheduler
+from search._tune._slots import TrialSlots
 from search.config import load_config
 from search.events import EventLog
 from search.records import read_trials, reproducible_view
@@ -43,7 +44,8 @@ def test_parked_trials_are_decided_in_order_and_resume_only_when_promoted():
     trials = [SimpleNamespace(trial_id=f"t{n}", config={"trial_number": n}, status=Trial.RUNNING) for n in range(4)]
     values = {0: 0.5, 1: 0.6, 2: 0.7, 3: 0.3}
     controller, events = _Controller(trials), EventLog()
-    ordered = ObservedScheduler(_asha(), load_config(tiny_config()), events, park=True, max_concurrent=2)
+    slots = TrialSlots(2)  # the one owner of the limit, shared with the searcher
+    ordered = ObservedScheduler(_asha(), load_config(tiny_config()), events, park=True, slots=slots)
     for trial in trials:
         ordered.on_trial_add(controller, trial)
     for n in (3, 1, 2):  # rung-1 results arriving before trial 0's: each trial is paused, not held in its slot
@@ -51,6 +53,7 @@ def test_parked_trials_are_decided_in_order_and_resume_only_when_promoted():
         trials[n].status = Trial.PAUSED  # what Tune does with a PAUSE once the checkpoint is saved
     assert ordered.parked() == 3 and [e["trial"] for e in events.rows if e["kind"] == "wait"] == [3, 1, 2]
     assert ordered.choose_trial_to_run(controller) is None  # undecided parked trials never resume
+    assert slots.parked == {1, 2, 3} and slots.free_for_new(live=4)  # the searcher may start a trial meanwhile
 
     assert ordered.on_trial_result(controller, trials[0], {"epoch": 1, "val_accuracy": values[0]}) == TrialScheduler.CONTINUE
     sequential = _asha()  # the same results, one trial after another

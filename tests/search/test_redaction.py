@@ -414,7 +414,7 @@ def test_a_secret_constant_stays_out_of_logs(ray_session, tmp_path, env_without_
 
 # Files that keep the user's own inputs, which resume and test need (see search.redaction): the config, the
 # journals, and Ray Tune's resume state (each trial's configuration). Nothing else may hold a configured secret.
-_INPUT_FILES = ("config.yaml", "records.jsonl", "optuna.journal", "tune/tuner.pkl", "tune/experiment_state-")
+_INPUT_FILES = ("config.yaml", "journal.jsonl", "optuna.journal", "tune/tuner.pkl", "tune/experiment_state-")
 
 
 def _contents(path: Path) -> bytes:
@@ -452,8 +452,9 @@ def test_a_trial_raising_with_secrets_leaves_none_anywhere(ray_session, tmp_path
     inputs = tuple(f"leaky/{name}" for name in _INPUT_FILES)
     for secret in (CONST_SECRET, CHOICE_SECRET):
         assert all(path.startswith(inputs) for path in holding[secret]), holding
-    journal = [json.loads(line) for line in (result.folder / "records.jsonl").read_text().splitlines()]
-    assert not any(s in json.dumps(e) for e in journal if e["op"] != "started" for s in secrets)  # errors masked
+    journal = [json.loads(line) for line in (result.folder / "journal.jsonl").read_text().splitlines()]
+    # configurations are kept as given (ask, started); errors are masked
+    assert not any(s in json.dumps(e) for e in journal if e["kind"] not in ("ask", "started") for s in secrets)
 
     # ... and the error did travel everywhere, masked: MLflow artifacts, Ray's files, Parquet, the export
     for name in ("traceback.txt", "attempt-1-failed.txt", "error.txt", "trials.parquet", "export.csv"):

@@ -19,6 +19,7 @@ from search._optuna import AskTellStudy, load_study
 from search._tune._searcher import OptunaSearcher
 from search.config import load_config
 from search.events import EventLog
+from search.journal import JOURNAL_FILE, Journal
 from search.records import read_trials
 from search.seeds import derive_seed
 from tests.conftest import ROOT
@@ -31,7 +32,7 @@ TRIALS = 8
 
 
 def journal(folder: Path) -> list[dict]:
-    path = folder / "records.jsonl"
+    path = folder / "journal.jsonl"
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
@@ -53,15 +54,15 @@ def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path, promotion):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and sum(e["op"] == "ended" for e in journal(folder)) < 3:
+        while time.monotonic() < deadline and sum(e["kind"] == "ended" for e in journal(folder)) < 3:
             assert driver.poll() is None, "the driver ended before it could be killed"
             time.sleep(0.2)
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
         driver.wait()
     before = journal(folder)
-    ended_before = {e["number"] for e in before if e["op"] == "ended"}
-    running_before = {e["number"] for e in before if e["op"] == "started"} - ended_before
+    ended_before = {e["number"] for e in before if e["kind"] == "ended"}
+    running_before = {e["number"] for e in before if e["kind"] == "started"} - ended_before
     assert len(ended_before) >= 3 and json.loads((folder / "state.json").read_text())["status"] == "running"
 
     done = subprocess.run([*HYPERNAS, "resume", "crash", "--workdir", str(workdir)], cwd=ROOT, env=env,
@@ -69,11 +70,11 @@ def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path, promotion):
     assert done.returncode == 0, done.stderr[-3000:]
 
     after = journal(folder)[len(before):]
-    restarted = {e["number"] for e in after if e["op"] == "started"}
+    restarted = {e["number"] for e in after if e["kind"] == "started"}
     assert not restarted & ended_before  # completed trials were not run again
     for number in running_before & restarted:  # running ones continued from their last recorded checkpoint
-        reported_before = {e["epoch"]: e["metrics"] for e in before if e["op"] == "result" and e["number"] == number}
-        reported_after = {e["epoch"]: e["metrics"] for e in after if e["op"] == "result" and e["number"] == number}
+        reported_before = {e["epoch"]: e["metrics"] for e in before if e["kind"] == "result" and e["number"] == number}
+        reported_after = {e["epoch"]: e["metrics"] for e in after if e["kind"] == "result" and e["number"] == number}
         # Tune resumes from the newest checkpoint its last state snapshot names: the epoch after, or slightly
         # earlier when the crash fell between a report and that snapshot ...
         assert min(reported_after) <= max(reported_before, default=0) + 1
@@ -107,9 +108,8 @@ def test_trials_asked_after_tunes_last_snapshot_run_again_under_their_numbers(tm
     cfg = load_config(tiny_config("reoffer", budget={"trials": TRIALS, "max_concurrent": 2}))
     journal_path, snapshot = tmp_path / "optuna.journal", tmp_path / "searcher.json"
     seed = derive_seed(cfg.seed, "sampler")
-    events = EventLog()
     live = OptunaSearcher(AskTellStudy.create(cfg.name, cfg.space, cfg.searcher, seed, cfg.metric.mode, journal_path),
-                          cfg, events, TRIALS)
+                          cfg, EventLog(Journal(tmp_path / JOURNAL_FILE)), TRIALS)
     first, second = live.suggest("t0"), live.suggest("t1")
     live.on_trial_complete("t0", {"epoch": first["epochs"], "val_accuracy": 0.5})
     live.save(str(snapshot))  # Tune's last snapshot: trial 1 live, trial 0 done
@@ -118,10 +118,10 @@ def test_trials_asked_after_tunes_last_snapshot_run_again_under_their_numbers(tm
     lr = cut.suggest_float("lr", 1e-3, 3e-2, log=True)
 
     study = AskTellStudy.load(cfg.name, cfg.space, cfg.searcher, seed, journal_path)
-    logged = EventLog()
-    logged.rows = list(events.rows)  # the decision log as the crash left it: asks of trials 0, 1, 2
-    resumed = OptunaSearcher(study, cfg, logged, TRIALS)
-    resumed.finished = {0}
+    journal, entries = Journal.open(tmp_path)  # the journal as the crash left it: asks of trials 0, 1, 2
+    logged = EventLog(journal)
+    logged.replay(entries)
+    resumed = OptunaSearcher(study, cfg, logged, TRIALS, finished=frozenset({0}))
     resumed.restore(str(snapshot))
     assert resumed.numbers == {"t1": second["trial_number"]}
     again = resumed.suggest("u0")
@@ -150,8 +150,7 @@ def test_strict_generations_go_on_where_they_stood_after_a_restart(tmp_path):
     live.save(str(snapshot))  # then the driver dies: trial 1 ended in the records, Optuna not told
 
     study = AskTellStudy.load(cfg.name, cfg.space, cfg.searcher, seed, journal_path)
-    resumed = OptunaSearcher(study, cfg, EventLog(), 4)
-    resumed.finished = {1}
+    resumed = OptunaSearcher(study, cfg, EventLog(), 4, finished=frozenset({1}))
     resumed.tell_ended(1, "COMPLETE")
     resumed.restore(str(snapshot))
     assert study.study.trials[1].state == TrialState.COMPLETE and study.study.trials[1].value == 0.5

@@ -30,8 +30,8 @@ def server(tmp_path):
 
 
 def _ended(folder: Path) -> int:
-    path = folder / "records.jsonl"
-    return path.read_text().count('"op": "ended"') if path.is_file() else 0
+    path = folder / "journal.jsonl"
+    return path.read_text().count('"kind": "ended"') if path.is_file() else 0
 
 
 def test_outage_mid_run_then_sync(ray_session, tmp_path, server):

@@ -212,8 +212,7 @@ def assert_mlflow_holds_the_records(workdir: Path, name: str, finished: bool) ->
     folder = workdir / name
     state = json.loads((folder / "state.json").read_text())
     cfg_metric = "val_accuracy"
-    records = ExperimentRecords.load(folder / "records.jsonl", cfg_metric, "max")
-    records.close()
+    records = ExperimentRecords.read(folder, cfg_metric, "max")
     uri, parent = state["tracking_uri"], state["parent_run_id"]
     client, runs = MlflowClient(uri), children(uri, parent)
     assert sorted(runs) == sorted(records.trials) and all(len(v) == 1 for v in runs.values())
@@ -328,8 +327,7 @@ def test_a_driver_killed_before_the_writer_flushed_is_restored_by_sync(tmp_path,
     folder = tmp_path / "killed"
     state = json.loads((folder / "state.json").read_text())
     assert state["status"] == "running" and "tracking_complete" not in state
-    records = ExperimentRecords.load(folder / "records.jsonl", "val_accuracy", "max")
-    records.close()
+    records = ExperimentRecords.read(folder, "val_accuracy", "max")
     assert sorted(records.trials) == [0, 1, 2, 3, 4]  # the records have everything
     assert sorted(children(state["tracking_uri"], state["parent_run_id"])) == [0, 1]  # MLflow only what landed
 
