@@ -91,10 +91,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     folder = existing_experiment(args.workdir, args.name)
     state = folder.read_state()
-    cfg = folder.load_config()
+    settings = folder.record_settings()  # not the whole config: status works when the data file has moved
     # the journal, not trials.parquet: it is current for a running experiment and complete after a crash
-    records = ExperimentRecords.read(folder.path, cfg.metric.name, cfg.metric.mode, cfg.constraints,
-                                     cfg.tolerance.straggler_factor)
+    records = ExperimentRecords.read(folder.path, settings.metric.name, settings.metric.mode, settings.constraints,
+                                     settings.straggler_factor)
     rows = records.trial_rows(redacted=True)
     counts: dict[str, int] = {}
     for row in rows:

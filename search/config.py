@@ -758,6 +758,9 @@ def _parse_faults(raw: Any) -> tuple[FaultRule, ...]:
             raise ConfigError(path, "give exactly one of hang_at_epoch, raise_at_epoch, slow")
         if rule.release_file is not None and rule.hang_at_epoch is None:
             raise ConfigError(f"{path}.release_file", "only releases a hang_at_epoch drill")
+        if rule.release_file is not None and not os.path.isabs(rule.release_file):
+            # a trial runs in its own folder on its node: a relative path would never be found
+            raise ConfigError(f"{path}.release_file", f"must be an absolute path (got {rule.release_file!r})")
         rules.append(rule)
     return tuple(rules)
 
@@ -784,6 +787,27 @@ def _check_epochs(space: Space, scheduler: SchedulerConfig) -> None:
             raise ConfigError(f"space.{EPOCHS}", f"epochs must be integers >= 1 (got {value!r})")
         if value > scheduler.max_epochs:
             raise ConfigError(f"space.{EPOCHS}", f"epochs <= scheduler.max_epochs must hold (got {value} > {scheduler.max_epochs})")
+
+
+@dataclass(frozen=True)
+class RecordSettings:
+    """What reading an experiment's records needs from its config: the metric, the constraints, the straggler
+    factor. Parsed from a saved config without importing its trainer or touching its data (``hypernas status``
+    works when the data file has moved or a custom trainer's module is not importable from here)."""
+
+    metric: MetricConfig
+    constraints: tuple[Constraint, ...]
+    straggler_factor: float
+
+
+def record_settings(raw: Any) -> RecordSettings:
+    """:class:`RecordSettings` from a config mapping, with the same rules as :func:`config_from_dict` for these
+    sections (the metric names are not checked against the trainer: it was checked when the experiment ran)."""
+    top = raw if isinstance(raw, Mapping) else {}
+    trainer = str(top.get("trainer", "cnn"))
+    return RecordSettings(_parse_metric(top.get("metric"), None, trainer),
+                          _parse_constraints(top.get("constraints"), None, trainer),
+                          _parse_tolerance(top.get("tolerance")).straggler_factor)
 
 
 def config_from_dict(raw: Any, *, default_name: str | None = None) -> ExperimentConfig:

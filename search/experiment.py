@@ -318,13 +318,14 @@ def resume_experiment(workdir: str | Path, name: str, *, address: str | None = N
     data = search_data(cfg.data, derive_seed(cfg.seed, "data"))
     trials, notes = trial_budget(cfg)
 
+    # before Ray starts: a journal this hypernas cannot read is refused with nothing started
+    journal, entries = Journal.open(folder.path)  # a version-0 folder's two journals are copied into one first
     from search._tune import configure
 
     configure()  # before ray is imported
     from search._tune import describe_cluster, ensure_ray, run_trials
 
     stream.write(f"ray: {describe_cluster(ensure_ray(address))}\n")
-    journal, entries = Journal.open(folder.path)  # a version-0 folder's two journals are copied into one first
     records, events = experiment_views(cfg, journal, entries)
     study = AskTellStudy.load(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"), folder.study_file,
                               constrained=bool(cfg.constraints))

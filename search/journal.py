@@ -13,9 +13,11 @@ One writer (:class:`Journal`, owned by the driver) appends one JSON object per l
 * sampler and scheduler decisions, shown by :class:`~search.events.EventLog`: ``ask`` (with the configuration),
   ``tell``, ``decision``, ``wait``, ``stall_kill``.
 
-``trials.parquet``, ``curves.parquet``, ``events.parquet``, the MLflow back-fill, ``status``, ``best``, ``replay``
-and ``resume`` (the Optuna study's open and ended trials, ASHA's rungs) all read this file and nothing else of
-ours. It keeps the user's inputs as given (configurations in ``ask`` and ``started``), like ``config.yaml``.
+``trials.parquet``, ``curves.parquet``, ``events.parquet``, the MLflow back-fill, ``status``, ``best``,
+``replay NAME --trial N`` (``replay RUN_ID`` reads MLflow) and ``resume`` (which trials ended and must be told to
+Optuna, ASHA's rungs) read this file and nothing else of ours. The one other store resume reads is Optuna's own
+``optuna.journal``: the configurations of trials asked but not yet started (Optuna is the only store that has a
+trial cut off mid-ask; an ``ask`` missing here is re-logged). It keeps the user's inputs as given (configurations in ``ask`` and ``started``), like ``config.yaml``.
 
 Durability. Every line is flushed as it is written, so a killed driver (``kill -9``) loses nothing the OS has.
 Lines that end a trial (``ended``, ``forget``) are also ``fsync``-ed, and so is the file on close: those are
@@ -24,7 +26,7 @@ only a ``write``: ``bench/journal.py`` measured ~10 µs per flushed line against
 (25x) on a local VM disk, and network disks take milliseconds per fsync — in the driver's single Tune loop, per
 result of every trial. A power cut may therefore lose the last epochs' results, which resume re-runs from the
 trial's checkpoint anyway. A torn last line — the crash came mid-write — is dropped on reading, and cut off
-before a resumed writer appends.
+before a resumed writer appends (a whole last line that only lacks its newline is kept, by both).
 
 Versions. ``v`` is the format version (:data:`VERSION`). Version 0 is the layout before this file existed: a
 folder with ``records.jsonl`` (trial events, ``op`` instead of ``kind``) and ``events.jsonl`` (decisions); it
@@ -108,6 +110,8 @@ class Journal:
         """The experiment's entries so far, and the writer that appends to ``folder``'s journal from there on. A
         version-0 folder's entries are first copied into ``journal.jsonl`` (its old files are left as they were)."""
         path = folder / JOURNAL_FILE
+        if path.is_file():
+            read_entries(folder)  # a journal of an unknown version is refused before anything is written to it
         _drop_torn_tail(path)
         if not path.is_file() and has_v0_journal(folder):
             entries = read_entries(folder)
@@ -124,13 +128,22 @@ class Journal:
 
 
 def _drop_torn_tail(path: Path) -> None:
-    """Cut a torn last line (the writer died mid-write) before appending: the next entry would be glued to it."""
+    """Cut a torn last line (the writer died mid-write) before appending: the next entry would be glued to it. A
+    last line that is whole JSON but lacks its newline (the crash came between the two) is kept, as every reader
+    keeps it, and given its newline."""
     if not path.is_file() or path.stat().st_size == 0:
         return
     with open(path, "rb+") as file:
         data = file.read()
-        if not data.endswith(b"\n"):
-            file.truncate(data.rfind(b"\n") + 1)
+        if data.endswith(b"\n"):
+            return
+        start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[start:])
+        except ValueError:
+            file.truncate(start)
+        else:
+            file.write(b"\n")
 
 
 def has_journal(folder: Path) -> bool:

@@ -190,6 +190,8 @@ class ExperimentRecords:
 
     def result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
                device: str | None = None, at: float | None = None) -> None:
+        if number not in self.trials:  # refused before it reaches the journal, which every later reader replays
+            raise KeyError(f"a result for trial {number}, which has not started")
         self.journal.append("result", number=number, epoch=epoch, metrics={k: float(v) for k, v in metrics.items()},
                             node=node, device=device, at=time.time() if at is None else at)
 

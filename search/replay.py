@@ -99,7 +99,8 @@ def replay_trial(workdir: str | Path, name: str, trial: int) -> ReplayResult:
                 for metric, value in row.items()
                 if metric not in ("trial", "epoch", "time_s", *TIMING_METRICS) and 1 <= epoch <= record.epochs_run}
     environment = folder.read_state().get("environment") or {}
-    return _replay(cfg, f"journal:{name}/{trial}", trial, dict(record.params), record.epochs, record.epochs_run,
+    params = {k: v for k, v in record.params.items() if k != "epochs"}  # the budget, not a trainer hyperparameter
+    return _replay(cfg, f"journal:{name}/{trial}", trial, params, record.epochs, record.epochs_run,
                    record.seed, derive_seed(cfg.seed, "data"), record.device, recorded, _changes(environment))
 
 

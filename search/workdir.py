@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from search.seeds import derive_seed
-from search.config import ConfigError, ExperimentConfig, config_from_dict, read_config_file, validate_name
+from search.config import (
+    ConfigError,
+    ExperimentConfig,
+    RecordSettings,
+    config_from_dict,
+    read_config_file,
+    record_settings,
+    validate_name,
+)
 
 DEFAULT_WORKDIR = "hypernas-runs"
 
@@ -61,6 +69,10 @@ class ExperimentFolder:
         state.update(changes)
         write_json_atomic(self.state_file, state)
         return state
+
+    def record_settings(self) -> RecordSettings:
+        """The saved config's metric, constraints and straggler factor, without loading its trainer or data."""
+        return record_settings(read_config_file(self.config_file))
 
     def load_config(self) -> ExperimentConfig:
         raw = read_config_file(self.config_file)

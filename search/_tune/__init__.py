@@ -1,4 +1,5 @@
-"""The Ray Tune adapter — the only package of hypernas that imports ray.
+"""The Ray Tune adapter — the only package of hypernas that runs Ray (the scheduler registry entries in
+``search/schedulers/`` import Ray's scheduler classes inside their factories, which only this package calls).
 
 Ray Tune is the executor: trial lifecycle, resources (fractional GPUs), checkpoints, and the early-stopping
 schedulers (ASHA = ``AsyncHyperBandScheduler``, ``HyperBandScheduler``, ``MedianStoppingRule``), which we only

@@ -61,6 +61,8 @@ BAD = [
     (["faults=[{fraction: 2, slow: 3}]"], "faults[0].fraction", "in (0, 1)"),
     (["faults=[{trials: [1], slow: 2, release_file: /tmp/go}]"], "faults[0].release_file",
      "only releases a hang_at_epoch drill"),
+    (["faults=[{trials: [1], hang_at_epoch: 2, release_file: go}]"], "faults[0].release_file",
+     "must be an absolute path"),
     (["faults={trials: [1]}"], "faults", "must be a list"),
     (["reproducible=sometimes"], "reproducible.mode", "must be one of async, strict"),
     (["reproducible=strict", "scheduler=median"], "reproducible.mode", "strict mode works with scheduler asha"),

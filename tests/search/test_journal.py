@@ -180,10 +180,43 @@ def test_a_version_0_folder_still_loads_and_resumes_into_one_journal(tmp_path):
     assert {e["v"] for e in read_entries(tmp_path)} == {0, VERSION}
 
 
+def test_a_whole_last_line_without_its_newline_is_kept_by_readers_and_the_resumed_writer(tmp_path):
+    journal = Journal(tmp_path / JOURNAL_FILE)
+    records = ExperimentRecords("val_loss", "min", journal=journal)
+    records.started(0, "t0", 1, {"lr": 0.1}, 3)
+    journal.close()
+    path = tmp_path / JOURNAL_FILE
+    path.write_text(path.read_text() + json.dumps({"v": VERSION, "seq": 1, "time": 1.0, "kind": "result", "number": 0,
+                                                   "epoch": 1, "metrics": {"val_loss": 0.5}, "node": None,
+                                                   "device": None, "at": 1.0}))  # the crash came before "\n"
+    assert ExperimentRecords.read(tmp_path, "val_loss", "min").trials[0].epochs_run == 1
+    journal, entries = Journal.open(tmp_path)
+    records = ExperimentRecords("val_loss", "min", journal=journal)
+    records.replay(entries)
+    records.result(0, 2, {"val_loss": 0.4}, None)
+    journal.close()
+    assert ExperimentRecords.read(tmp_path, "val_loss", "min").trials[0].epochs_run == 2
+    assert [e["seq"] for e in read_entries(tmp_path)] == [0, 1, 2]
+
+
+def test_a_result_for_a_trial_never_started_never_reaches_the_journal(tmp_path):
+    journal = Journal(tmp_path / JOURNAL_FILE)
+    records = ExperimentRecords("val_loss", "min", journal=journal)
+    with pytest.raises(KeyError, match="trial 7"):
+        records.result(7, 1, {"val_loss": 0.5}, None)
+    journal.close()
+    assert read_entries(tmp_path) == []  # every later reader would otherwise trip over it
+
+
 def test_a_journal_from_a_newer_hypernas_is_refused_naming_the_version(tmp_path):
     (tmp_path / JOURNAL_FILE).write_text(json.dumps({"v": VERSION + 1, "seq": 0, "time": 0.0, "kind": "x"}) + "\n")
     with pytest.raises(JournalVersionError, match=f"journal version {VERSION + 1}.*versions 0 to {VERSION}"):
         ExperimentRecords.read(tmp_path, "val_loss", "min")
+    size = (tmp_path / JOURNAL_FILE).stat().st_size
+    (tmp_path / JOURNAL_FILE).write_text((tmp_path / JOURNAL_FILE).read_text() + '{"v": 1, "torn')
+    with pytest.raises(JournalVersionError):  # refused before the resumed writer touches the file
+        Journal.open(tmp_path)
+    assert (tmp_path / JOURNAL_FILE).stat().st_size > size
     assert issubclass(JournalVersionError, ConfigError)  # the CLI reports it as bad input (exit 2)
 
 

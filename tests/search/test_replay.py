@@ -22,7 +22,8 @@ def recorded(ray_session, tmp_path_factory):
     monkey.delenv("MLFLOW_TRACKING_URI", raising=False)
     config = tiny_config("rep", trainer="cnn",
                          space={"lr": {"type": "float", "low": 3e-3, "high": 3e-2, "log": True}, "width": 8,
-                                "depth": 1, "augment_shift": {"type": "int", "low": 0, "high": 2}},
+                                "depth": 1, "augment_shift": {"type": "int", "low": 0, "high": 2},
+                                "epochs": 4},  # a budget in the space: replayed as the budget, not a hyperparameter
                          budget={"trials": 4, "max_concurrent": 2})
     result = run_experiment(config, workdir=workdir, stream=io.StringIO())
     yield result, workdir

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from search import run_experiment, run_sealed_test
 from search._mlflow import PARENT_ID_TAG
 from search._optuna import load_study
+from search.cli import main
 from search.records import read_trials
 from tests.helpers import tiny_config
 
@@ -75,3 +76,5 @@ def test_search_over_a_users_parquet_table(ray_session, tmp_path, env_without_tr
     assert result.counts["COMPLETE"] >= 1
     entry = run_sealed_test(tmp_path / "w", "mine")
     assert abs(entry["test_split_size"] - 120) <= 3 and entry["test_metrics"]["test_accuracy"] > 0.6  # chance: 1/3
+    path.rename(tmp_path / "moved.parquet")  # the data moved away: status still reads the journal
+    assert main(["status", "mine", "--workdir", str(tmp_path / "w")]) == 0
