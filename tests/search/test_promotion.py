@@ -5,6 +5,10 @@ are promoted, and no slot waits for them."""
 from __future__ import annotations
 
 import io
+import json
+import threading
+import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pyarrow.parquet as pq
@@ -16,6 +20,7 @@ from search._tune._scheduling import ObservedScheduler
 from search._tune._slots import TrialSlots
 from search.config import load_config
 from search.events import EventLog
+from search.journal import JOURNAL_FILE
 from search.records import read_trials, reproducible_view
 from tests.helpers import tiny_config
 
@@ -75,27 +80,50 @@ def test_parked_trials_are_decided_in_order_and_resume_only_when_promoted():
 def _run(tmp_path, name, faults):
     # random search: which configurations are asked does not depend on when results arrive, so any difference
     # between the two runs would come from the scheduler
+    # the stall watchdog far away: held trials report nothing until released
     config = tiny_config(name, searcher={"type": "random"}, faults=faults, resources={"cpus": 0.5},
-                         budget={"trials": 8, "max_concurrent": 3},
+                         budget={"trials": 8, "max_concurrent": 3}, tolerance={"stall_timeout_s": 600},
                          scheduler={"type": "asha", "max_epochs": 4, "grace_period": 1, "reduction_factor": 2,
                                     "promotion": "ordered"})
     result = run_experiment(config, workdir=tmp_path, stream=io.StringIO(), overrides=["name=same"])
     return result, reproducible_view(pq.read_table(result.trials_path))
 
 
+def _parked(folder: Path) -> set[int]:
+    """Trials the journal shows parked at a rung (read while the driver writes it: a half-written line is skipped)."""
+    parked = set()
+    for line in (folder / JOURNAL_FILE).read_text().splitlines() if (folder / JOURNAL_FILE).is_file() else []:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if entry["kind"] == "wait" and '"parked": true' in entry["detail"]:
+            parked.add(entry["trial"])
+    return parked
+
+
 def test_slow_trials_do_not_change_promotions(ray_session, tmp_path, env_without_tracking):
     clean, clean_view = _run(tmp_path / "clean", "clean", [])
-    # 8x: trials 0 and 1 reach rung 1 long after the trials started next to them, which overtake and are parked
-    slow, slow_view = _run(tmp_path / "slow", "slow", [{"trials": [0, 1], "slow": 8}])
+    # Trials 0 and 1 are held before they report epoch 1 until every later trial has reached rung 1 and been
+    # parked there: the slowest a trial can be, and the overtaking happens on every machine, not only a fast one.
+    release = tmp_path / "release"
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(run=_run(tmp_path / "slow", "slow", [
+        {"trials": [0, 1], "hang_at_epoch": 1, "release_file": str(release)}])), daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 300
+    while _parked(tmp_path / "slow" / "same") != set(range(2, 8)):
+        assert runner.is_alive() and time.monotonic() < deadline, "the later trials were not all parked"
+        time.sleep(0.2)
+    release.touch()
+    runner.join(timeout=300)
+    slow, slow_view = outcome["run"]
 
     assert slow_view == clean_view  # the same trials stopped at the same rungs, with bit-identical values
     assert {r["state"] for r in clean_view} >= {"COMPLETE", "PRUNED"}
     rows = read_trials(slow.folder)
     assert [r["number"] for r in rows] == list(range(8))  # every trial once
-    # each of their epochs took 8x its training time as their workers measured it; the flag agrees with the
-    # recorded times (how it compares peers is tested on fixed numbers in test_records)
-    curves = pq.read_table(slow.curves_path).to_pylist()
-    assert all(c["epoch_wall_s"] >= 8 * c["epoch_time_s"] for c in curves if c["trial"] in (0, 1))
+    # the flag agrees with the recorded times (how it compares peers is tested on fixed numbers in test_records)
     assert all(r["straggler"] == (r["straggler_ratio"] >= 2.0) for r in rows if r["straggler_ratio"] is not None)
     events = pq.read_table(slow.events_path).to_pylist()
     parked = [e for e in events if e["kind"] == "wait" and '"parked": true' in e["detail"]]
