@@ -22,6 +22,7 @@ The YAML format (all sections but ``space`` optional)::
     reproducible: strict                        # or async (default); strict: identical results at any concurrency
     tolerance: {stall_timeout_s: 60, max_retries: 2, fail_fast: false, straggler_factor: 2.0}
     faults: [{trials: [3], hang_at_epoch: 2}]   # chaos drills; off unless configured
+    oneshot: {method: darts, search_seeds: 3, epochs: 10, top_k: 3, settings: {order: 1}}  # one-shot NAS first
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from spaces import Constant, Int, Space, SpaceError, YamlDocumentError, dump_yam
 from trainers import DEFAULT_SPLIT_SEED, DataSource, DigitsSource, Mnist1dSource, ParquetSource, check_space
 
 EPOCHS = "epochs"  # the space parameter that sets a trial's number of epochs
+SEARCH_PHASE, RETRAIN_PHASE = "search", "retrain"  # the two phases of a one-shot experiment
+ONESHOT_TRAINER = "oneshot"  # the trainer of a one-shot experiment's supernet searches
 # An experiment's name is a folder under the workdir and an MLflow experiment name. Matched whole (fullmatch: a
 # trailing newline does not slip through ``$``); with no separator and no ``..`` it can never leave the workdir.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
@@ -414,6 +417,25 @@ class ReproducibleConfig:
 
 
 @dataclass(frozen=True)
+class OneShotConfig:
+    """A one-shot NAS experiment (``oneshot:``): ``search_seeds`` supernet searches with ``method`` (the ``oneshot``
+    trainer, ``epochs`` each, ``settings`` its hyperparameters) derive genotypes of the space's ``cell`` parameter;
+    then the ``top_k`` distinct ones are retrained as ordinary trials (``budget.trials`` of them, the searcher
+    choosing the other hyperparameters), selected on validation like any trial."""
+
+    method: str
+    cell: str
+    search_seeds: int = 3
+    epochs: int = 10
+    top_k: int = 3
+    settings: tuple[tuple[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "search_seeds": self.search_seeds, "epochs": self.epochs,
+                "top_k": self.top_k, "settings": dict(self.settings)}
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """A validated experiment. Build with :func:`load_config`; ``to_dict()`` gives the resolved YAML form."""
 
@@ -433,9 +455,24 @@ class ExperimentConfig:
     reproducible: ReproducibleConfig = ReproducibleConfig()
     tolerance: ToleranceConfig = ToleranceConfig()
     faults: tuple[FaultRule, ...] = ()
+    oneshot: OneShotConfig | None = None
 
-    def epochs_for(self, params: Mapping[str, Any]) -> int:
-        """Epochs a trial with ``params`` trains: its ``epochs`` parameter, else ``scheduler.max_epochs``."""
+    def phase_of(self, number: int) -> str | None:
+        """What trial ``number`` is in a one-shot experiment: a supernet ``search`` (the first
+        ``oneshot.search_seeds`` trials) or a ``retrain`` of a derived genotype; ``None`` in any other experiment."""
+        if self.oneshot is None:
+            return None
+        return SEARCH_PHASE if number < self.oneshot.search_seeds else RETRAIN_PHASE
+
+    def trainer_for(self, number: int) -> str:
+        """The trainer trial ``number`` runs: the one-shot trainer for a supernet search, else ``trainer``."""
+        return ONESHOT_TRAINER if self.phase_of(number) == SEARCH_PHASE else self.trainer
+
+    def epochs_for(self, params: Mapping[str, Any], number: int | None = None) -> int:
+        """Epochs a trial with ``params`` trains: ``oneshot.epochs`` for a supernet search (trial ``number``), else
+        its ``epochs`` parameter, else ``scheduler.max_epochs``."""
+        if number is not None and self.phase_of(number) == SEARCH_PHASE:
+            return self.oneshot.epochs
         return int(params.get(EPOCHS, self.scheduler.max_epochs))
 
     def to_dict(self) -> dict[str, Any]:
@@ -462,7 +499,7 @@ class ExperimentConfig:
             "faults": [rule.to_dict() for rule in self.faults],
             "constraints": {c.metric: {k: v for k, v in (("min", c.min), ("max", c.max)) if v is not None}
                             for c in self.constraints},
-        }
+        } | ({"oneshot": self.oneshot.to_dict()} if self.oneshot else {})
 
     def to_yaml(self) -> str:
         return dump_yaml(self.to_dict())
@@ -765,6 +802,45 @@ def _parse_faults(raw: Any) -> tuple[FaultRule, ...]:
     return tuple(rules)
 
 
+# set by hypernas for every search trial, never in ``oneshot.settings``
+ONESHOT_FIXED = ("method", "cell_space")
+
+
+def _parse_oneshot(raw: Any, space: Space) -> OneShotConfig | None:
+    if raw is None:
+        return None
+    from trainers import resolve_trainer  # torch-free declarations
+    from spaces.nas import CELL_TYPES
+
+    hypers = resolve_trainer(ONESHOT_TRAINER).hyperparameters
+    section = _Section(raw, "oneshot")
+    method = section.take("method", _choice(hypers["method"].choices))
+    search_seeds = section.take("search_seeds", _int(1, MAX_TRIALS), OneShotConfig.search_seeds)
+    epochs = section.take("epochs", _int(1, MAX_EPOCHS), OneShotConfig.epochs)
+    top_k = section.take("top_k", _int(1, MAX_TRIALS), OneShotConfig.top_k)
+    raw_settings = section.take("settings", lambda p, v: v, None)
+    section.finish()
+    settings = _Section(raw_settings, "oneshot.settings")
+    for key in settings.raw:
+        where = f"oneshot.settings.{_key(key)}"
+        if key in ONESHOT_FIXED:
+            raise ConfigError(where, f"is set by hypernas for every search (from oneshot.method and the space's cell)")
+        if key not in hypers:
+            known = ", ".join(k for k in hypers if k not in ONESHOT_FIXED)
+            raise ConfigError(where, f"is not a setting of the one-shot trainer (known: {known})")
+        try:
+            hypers[key].check(key, settings.raw[key])
+        except SpaceError as err:
+            raise ConfigError(where, err.rule) from None
+    cells = [name for name, param in space.items() if isinstance(param, CELL_TYPES)]
+    if len(cells) != 1:
+        raise ConfigError("oneshot", f"a one-shot search derives one cell: the space must hold exactly one "
+                                     f"nb201_cell or darts_cell parameter (got {len(cells)})")
+    if space[cells[0]].when is not None:
+        raise ConfigError(f"space.{cells[0]}.when", "the cell a one-shot search derives cannot be conditional")
+    return OneShotConfig(method, cells[0], search_seeds, epochs, top_k, tuple(sorted(settings.raw.items())))
+
+
 def err_at(prefix: str, err: SpaceError) -> ConfigError:
     """A space error located inside the config (``lr.low`` → ``space.lr.low``)."""
     return ConfigError(f"{prefix}.{err.path}" if err.path else prefix, err.rule)
@@ -853,11 +929,12 @@ def config_from_dict(raw: Any, *, default_name: str | None = None) -> Experiment
     reproducible = _parse_reproducible(top.take("reproducible", lambda p, v: v, None), scheduler)
     tolerance = _parse_tolerance(top.take("tolerance", lambda p, v: v, None))
     faults = _parse_faults(top.take("faults", lambda p, v: v, None))
+    oneshot = _parse_oneshot(top.take("oneshot", lambda p, v: v, None), space)
     top.finish()
     return ExperimentConfig(
         name=name, space=space, seed=seed, trainer=trainer_name, deterministic=deterministic, data=data,
         metric=metric, searcher=searcher, scheduler=scheduler, budget=budget, resources=resources, tracking=tracking,
-        constraints=constraints, reproducible=reproducible, tolerance=tolerance, faults=faults,
+        constraints=constraints, reproducible=reproducible, tolerance=tolerance, faults=faults, oneshot=oneshot,
     )
 
 

@@ -17,12 +17,13 @@ from typing import Any, Iterable, Mapping, TextIO
 
 from search import _mlflow
 from search._optuna import AskTellStudy
-from search.config import ConfigError, ExperimentConfig, load_config, tracking_uri_rule
+from search.config import SEARCH_PHASE, ConfigError, ExperimentConfig, load_config, tracking_uri_rule
 from search.environment import capture_environment
 from search.events import EVENTS_FILE, EventLog
 from search.interruption import Interrupted, SignalGuard
 from search.journal import JOURNAL_FILE, Journal
 from search.monitor import Monitor, experiment_end, snapshots
+from search.oneshot import OneShotStudy, search_summary
 from search.progress import ProgressView, summary_table
 from search.redaction import redact, redact_text
 from spaces import dump_yaml
@@ -69,6 +70,8 @@ def _parent_params(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def trial_budget(cfg: ExperimentConfig) -> tuple[int, tuple[str, ...]]:
     """Trials to run, and notes: a grid runs each point once, so its budget is capped at the grid's size."""
+    if cfg.oneshot is not None:  # the searches, then at most budget.trials retrains
+        return cfg.oneshot.search_seeds + cfg.budget.trials, ()
     cap = cfg.searcher.max_trials(cfg.space)
     if cap is not None and cap < cfg.budget.trials:
         return cap, (f"{cfg.searcher.type} has {cap} points: running {cap} trials, not budget.trials={cfg.budget.trials}",)
@@ -153,12 +156,29 @@ def run_experiment(
     folder.write_state(name=cfg.name, status="running", tracking_uri=uri, mlflow_experiment=mlflow_experiment,
                        mlflow_experiment_id=tracker.experiment_id, parent_run_id=parent_run_id,
                        started_at=time.time(), trials_planned=trials, environment=environment)
-    study = AskTellStudy.create(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"), cfg.metric.mode,
-                                folder.study_file, constrained=bool(cfg.constraints))
     records, events = experiment_views(cfg, Journal(folder.path / JOURNAL_FILE))
+    study = make_study(cfg, folder, records, events)
     for note in notes:
         stream.write(f"note: {note}\n")
     return _execute(cfg, folder, data, study, records, events, tracker, trials, notes, stream, run_trials)
+
+
+def make_study(cfg: ExperimentConfig, folder: ExperimentFolder, records: ExperimentRecords, events: EventLog,
+               load: bool = False) -> Any:
+    """The ask/tell study the searcher drives: an Optuna study over the space, or for a one-shot experiment its two
+    phases (:class:`search.oneshot.OneShotStudy`). ``load``: an interrupted experiment's, with its history."""
+    if cfg.oneshot is not None:
+        def searches() -> list[Any]:
+            return [r for r in records.trials.values() if r.phase == SEARCH_PHASE]
+
+        if load:
+            return OneShotStudy.load(cfg, folder.study_file, searches, events)
+        return OneShotStudy(cfg, folder.study_file, searches)
+    if load:
+        return AskTellStudy.load(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"),
+                                 folder.study_file, constrained=bool(cfg.constraints))
+    return AskTellStudy.create(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"), cfg.metric.mode,
+                               folder.study_file, constrained=bool(cfg.constraints))
 
 
 def experiment_views(cfg: ExperimentConfig, journal: Journal,
@@ -218,7 +238,7 @@ def _execute(cfg: ExperimentConfig, folder: ExperimentFolder, data: Any, study: 
         parent_run_id=state["parent_run_id"], trials_path=trials_path, curves_path=curves_path,
         events_path=events_path, notes=notes, status=status,
     )
-    stream.write(redact(summary_table(summary_info(result, cfg))) + "\n")
+    stream.write(redact(summary_table(summary_info(result, cfg, records))) + "\n")
     stream.flush()
     if status == "interrupted":
         interrupted = counts.get("INTERRUPTED", 0)
@@ -327,8 +347,7 @@ def resume_experiment(workdir: str | Path, name: str, *, address: str | None = N
 
     stream.write(f"ray: {describe_cluster(ensure_ray(address))}\n")
     records, events = experiment_views(cfg, journal, entries)
-    study = AskTellStudy.load(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"), folder.study_file,
-                              constrained=bool(cfg.constraints))
+    study = make_study(cfg, folder, records, events, load=True)
     tracker = _mlflow.TrackingWriter(state["tracking_uri"], state["mlflow_experiment"], None)
     tracker.start(run_name=cfg.name, params={}, tags={}, texts={}, resume_run_id=state["parent_run_id"])
     run_ids, counts = _mlflow.backfill(state["tracking_uri"], state["mlflow_experiment"], state["parent_run_id"],
@@ -356,16 +375,24 @@ def _supersede(folder: ExperimentFolder, uri: str) -> None:
             sys.stderr.write(f"note: could not mark the replaced MLflow run {old['parent_run_id']}: {redact_text(str(err))}\n")
 
 
-def summary_info(result: ExperimentResult, cfg: ExperimentConfig) -> dict[str, Any]:
+def summary_info(result: ExperimentResult, cfg: ExperimentConfig,
+                 records: ExperimentRecords | None = None) -> dict[str, Any]:
     best = result.best
     where = _workdir_option(result.folder.parent)
     counts = ", ".join(f"{k.lower()} {v}" for k, v in result.counts.items() if v)
     # an interrupted experiment has budget left: it is resumed, not tested
     after = (f"{resume_command(result)}  (interrupted: finishes the budget)" if result.status == "interrupted"
              else f"hypernas best {result.name}{where} | hypernas test {result.name}{where} | hypernas ui{where}")
+    searches = [r for r in records.trials.values() if r.phase == SEARCH_PHASE] if records is not None else []
+    spread = search_summary(searches) if searches else None
     return {
         "experiment": result.name,
         "trials": counts or "none",
+        "one-shot": spread and (
+            f"{spread['searches']} {cfg.oneshot.method} searches, {spread['completed']} completed"
+            + (f": supernet {cfg.metric.name} {spread['mean']:.4f} ± {spread['std']:.4f} "
+               f"(min {spread['min']:.4f}, max {spread['max']:.4f})" if spread["completed"] else "")
+            + f"; {spread['distinct_genotypes']} distinct genotypes, top {cfg.oneshot.top_k} retrained"),
         "best trial": best and f"{best['number']}  {cfg.metric.name}={best['last_value']:.4f}  (seed {best['seed']})",
         "best params": best and json.dumps(redact(best["params"]), sort_keys=True),
         "MLflow": f"experiment '{result.mlflow_experiment}', parent run {result.parent_run_id}",

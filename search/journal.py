@@ -50,7 +50,8 @@ VERSION = 1
 # Version 0: the two journals hypernas wrote before this one.
 V0_RECORDS_FILE, V0_EVENTS_FILE = "records.jsonl", "events.jsonl"
 DURABLE_KINDS = frozenset({"ended", "forget"})  # fsync-ed as written (see the module doc)
-TRIAL_KINDS = frozenset({"started", "result", "attempt_failed", "attempt_reclassified", "ended", "forget"})
+TRIAL_KINDS = frozenset({"started", "result", "derived", "attempt_failed", "attempt_reclassified", "ended",
+                         "forget"})
 DECISION_KINDS = frozenset({"ask", "tell", "decision", "wait", "stall_kill"})
 
 Entry = dict[str, Any]

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from search._mlflow import TrackingWriter, TrialSnapshot
+from search.config import SEARCH_PHASE
 from search.events import EventLog
+from search.oneshot import architecture_weights, heatmap_svg, search_summary
 from search.progress import ProgressView
 from search.records import ExperimentRecords, TrialRecord
 from search.redaction import redact
@@ -26,7 +28,8 @@ def start_tags(record: TrialRecord) -> dict[str, Any]:
     return {"hypernas.trial_number": record.number, "hypernas.seed": record.seed, "hypernas.state": "RUNNING",
             "hypernas.role": "trial", "hypernas.trial_id": record.trial_id,
             # MLflow params are text; the typed copy lets `hypernas replay` rebuild the exact configuration
-            "hypernas.params": json.dumps(run_params(record), sort_keys=True)}
+            "hypernas.params": json.dumps(run_params(record), sort_keys=True)} | (
+        {} if record.phase is None else {"hypernas.phase": record.phase})
 
 
 def run_params(record: TrialRecord) -> dict[str, Any]:
@@ -38,7 +41,7 @@ def end_tags(records: ExperimentRecords, record: TrialRecord, reason: str | None
     """Tags describing how a trial ended (also used when back-filling MLflow)."""
     tags = {"hypernas.stop_reason": reason, "hypernas.state": record.state, "hypernas.epochs_run": record.epochs_run,
             "hypernas.node": record.node, "hypernas.device": record.device, "hypernas.attempts": record.attempt,
-            "hypernas.wall_time_s": round(record.wall_time_s, 3)}
+            "hypernas.wall_time_s": round(record.wall_time_s, 3), "hypernas.derived_genotype": record.derived_genotype}
     for failed in record.failed_attempts:
         tags[f"hypernas.attempt{failed['attempt']}.state"] = failed["state"]
     ratio = records.straggler_ratios().get(record.number)
@@ -62,13 +65,35 @@ def failure_texts(record: TrialRecord) -> dict[str, str]:
     return texts
 
 
+def oneshot_texts(records: ExperimentRecords, record: TrialRecord) -> dict[str, str]:
+    """The text artifacts of a one-shot search's run once it has ended: its derived genotype and a heatmap of its
+    final architecture weights (also used when back-filling MLflow)."""
+    texts: dict[str, str] = {}
+    if record.phase == SEARCH_PHASE and record.epochs_run:
+        last = records.curves.get((record.number, record.epochs_run), {})
+        weights = architecture_weights(last)
+        if weights:
+            texts["architecture.svg"] = heatmap_svg(weights, f"trial {record.number}: architecture weights, "
+                                                             f"epoch {record.epochs_run}")
+        if record.derived_genotype:
+            texts["genotype.txt"] = record.derived_genotype + "\n"
+    return texts
+
+
 def experiment_end(records: ExperimentRecords, status: str) -> tuple[dict[str, Any], dict[str, float]]:
     """Tags and metrics of the experiment's parent run once it has ended with ``status`` (also used when
-    back-filling MLflow)."""
+    back-filling MLflow); a one-shot experiment's parent also gets the spread over its search seeds."""
     best, counts = records.best(), records.counts()
     tags = {"hypernas.state": status.upper(), "hypernas.best_trial": best.number if best else "none",
             **{f"hypernas.trials.{k.lower()}": v for k, v in counts.items()}}
-    return tags, ({f"best_{records.metric}": best.last_value} if best is not None else {})
+    metrics = {f"best_{records.metric}": best.last_value} if best is not None else {}
+    searches = [r for r in records.trials.values() if r.phase == SEARCH_PHASE]
+    if searches:
+        spread = search_summary(searches)
+        metrics |= {f"oneshot.search_{records.metric}_{k}": float(v) for k, v in spread.items()
+                    if k in ("mean", "std", "min", "max")}
+        metrics["oneshot.distinct_genotypes"] = float(spread["distinct_genotypes"])
+    return tags, metrics
 
 
 class Monitor:
@@ -86,10 +111,10 @@ class Monitor:
         self._logged_epoch: dict[int, int] = dict(logged_epochs or {})
 
     def trial_started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int,
-                      attempt: int = 1) -> None:
+                      attempt: int = 1, phase: str | None = None) -> None:
         first_start = number not in self.records.trials
         interrupted = not first_start and self.records.trials[number].state == "INTERRUPTED"
-        record = self.records.started(number, trial_id, seed, params, epochs, attempt)
+        record = self.records.started(number, trial_id, seed, params, epochs, attempt, phase=phase)
         if first_start:  # a restarted, paused or resumed trial keeps its child run
             self.tracker.trial_started(number, trial_run_name(number), run_params(record), start_tags(record))
         elif interrupted:  # resumed: its run (KILLED until it ends) says it runs again
@@ -102,6 +127,12 @@ class Monitor:
         if epoch > self._logged_epoch.get(number, 0):
             self._logged_epoch[number] = epoch
             self.tracker.trial_metrics(number, epoch, metrics, int(time.time() * 1000))
+
+    def trial_derived(self, number: int, epoch: int, genotype: str) -> None:
+        """A one-shot search derived ``genotype`` after ``epoch``: journaled and tagged when it changes."""
+        if self.records.trials[number].derived_genotype != genotype:
+            self.records.derived(number, epoch, genotype)
+            self.tracker.trial_notes(number, {"hypernas.derived_genotype": genotype})
 
     def attempt_failed(self, number: int, attempt: int, state: str, error: str) -> None:
         """One attempt of a trial ended badly (STALLED, PREEMPTED or FAILED); the trial may be retried."""
@@ -126,7 +157,8 @@ class Monitor:
         error = redact(error)
         record = self.records.ended(number, state, error)
         self.tracker.trial_ended(number, record.state, end_tags(self.records, record, reason),
-                                 {"traceback.txt": record.error} if record.error and record.state == "FAILED" else {})
+                                 ({"traceback.txt": record.error} if record.error and record.state == "FAILED" else {})
+                                 | oneshot_texts(self.records, record))
         self.view.update(self.records)
         self._write(force=False)
 
@@ -174,6 +206,7 @@ def snapshots(records: ExperimentRecords) -> list[TrialSnapshot]:
             number=record.number, run_name=trial_run_name(record.number), params=run_params(record),
             start_tags=start_tags(record), curves=by_trial.get(record.number, {}),
             timestamps_ms=stamps.get(record.number, {}), state=record.state,
-            end_tags=end_tags(records, record) if ended else None, texts=failure_texts(record),
+            end_tags=end_tags(records, record) if ended else None,
+            texts=failure_texts(record) | (oneshot_texts(records, record) if ended else {}),
         ))
     return out

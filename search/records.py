@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from search.config import SEARCH_PHASE
 from search.constraints import Constraint, violations
 from search.journal import TRIAL_KINDS, Journal, read_entries
 from search.redaction import redact, redactor
@@ -34,7 +35,7 @@ TRIAL_COLUMNS = (
     "number", "trial_id", "state", "seed", "params", "epochs", "epochs_run", "metric", "best_value", "best_epoch",
     "last_value", "feasible", "violations", "hw_params", "hw_macs", "hw_latency_ms", "attempts",
     "attempt_history", "straggler", "straggler_ratio", "wall_time_s", "node", "device", "started_at", "ended_at",
-    "error",
+    "error", "phase", "derived_genotype",
 )
 
 
@@ -82,6 +83,8 @@ class TrialRecord:
     hardware: dict[str, float] = field(default_factory=dict)
     attempt: int = 1
     failed_attempts: list[dict[str, Any]] = field(default_factory=list)  # STALLED / PREEMPTED / FAILED attempts
+    phase: str | None = None  # one-shot experiments: "search" (a supernet) or "retrain"; else None
+    derived_genotype: str | None = None  # a one-shot search: the genotype its supernet derived (latest epoch)
 
     @property
     def feasible(self) -> bool:
@@ -104,9 +107,11 @@ def better(a: float, b: float | None, mode: str) -> bool:
 def pick_best(rows: Iterable[Mapping[str, Any]], mode: str) -> Mapping[str, Any] | None:
     """The winner among trial rows: COMPLETE (a pruned trial never trained its full budget) and feasible (no
     constraint broken) only, best final validation value (``last_value``, what Optuna was told; a NaN or
-    infinite one never wins), ties to the lowest trial number."""
+    infinite one never wins), ties to the lowest trial number; never a one-shot experiment's supernet search."""
     winner = None
     for row in sorted(rows, key=lambda r: r["number"]):
+        if row.get("phase") == SEARCH_PHASE:
+            continue  # a one-shot search's value is its supernet's: its derived genotype competes once retrained
         if row["state"] == "COMPLETE" and row.get("feasible", True) is not False and better(row["last_value"], winner["last_value"] if winner else None, mode):
             winner = row
     return winner
@@ -174,10 +179,18 @@ class ExperimentRecords:
         self.journal.append("forget", number=number)
 
     def started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int,
-                attempt: int = 1, at: float | None = None) -> TrialRecord:
+                attempt: int = 1, at: float | None = None, phase: str | None = None) -> TrialRecord:
         self.journal.append("started", number=number, trial_id=trial_id, seed=seed, params=dict(params),
-                            epochs=epochs, attempt=attempt, at=time.time() if at is None else at)
+                            epochs=epochs, attempt=attempt, at=time.time() if at is None else at,
+                            **({"phase": phase} if phase else {}))
         return self.trials[number]
+
+    def derived(self, number: int, epoch: int, genotype: str) -> None:
+        """A one-shot search derived ``genotype`` after ``epoch`` (written when it changes)."""
+        if number not in self.trials:
+            raise KeyError(f"a genotype for trial {number}, which has not started")
+        if self.trials[number].derived_genotype != genotype:
+            self.journal.append("derived", number=number, epoch=epoch, genotype=genotype)
 
     def attempt_failed(self, number: int, attempt: int, state: str, error: str) -> TrialRecord:
         self.journal.append("attempt_failed", number=number, attempt=attempt, state=state, error=error[-2000:],
@@ -213,10 +226,11 @@ class ExperimentRecords:
         self.curves = {key: row for key, row in self.curves.items() if key[0] != number}
 
     def _on_started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int,
-                    attempt: int = 1, at: float = 0.0) -> None:
+                    attempt: int = 1, at: float = 0.0, phase: str | None = None) -> None:
         record = self.trials.get(number)
         if record is None:
-            record = self.trials[number] = TrialRecord(number, trial_id, seed, dict(params), epochs, started_at=at)
+            record = self.trials[number] = TrialRecord(number, trial_id, seed, dict(params), epochs, started_at=at,
+                                                       phase=phase)
         record.state = "RUNNING"
         record.attempt = attempt
 
@@ -245,6 +259,9 @@ class ExperimentRecords:
             record.last_value = float(value)
             if better(float(value), record.best_value, self.mode):
                 record.best_value, record.best_epoch = float(value), epoch
+
+    def _on_derived(self, number: int, epoch: int, genotype: str) -> None:
+        self.trials[number].derived_genotype = genotype
 
     def _on_ended(self, number: int, state: str, error: str | None = None, at: float = 0.0) -> None:
         record = self.trials[number]
@@ -281,8 +298,8 @@ class ExperimentRecords:
 
     def best(self) -> TrialRecord | None:
         """The winner so far (see :func:`pick_best`)."""
-        winner = pick_best(({"number": r.number, "state": r.state, "last_value": r.last_value, "feasible": r.feasible}
-                            for r in self.trials.values()), self.mode)
+        winner = pick_best(({"number": r.number, "state": r.state, "last_value": r.last_value, "feasible": r.feasible,
+                             "phase": r.phase} for r in self.trials.values()), self.mode)
         return None if winner is None else self.trials[winner["number"]]
 
     # -- files ---------------------------------------------------------------------------------------------------
@@ -306,6 +323,7 @@ class ExperimentRecords:
                 "wall_time_s": r.wall_time_s, "node": r.node,
                 "device": r.device,
                 "started_at": r.started_at, "ended_at": r.ended_at, "error": mask(r.error),
+                "phase": r.phase, "derived_genotype": r.derived_genotype,
             })
         return rows
 
@@ -326,7 +344,8 @@ _TRIAL_TYPES = {
     "attempt_history": pa.string(), "straggler": pa.bool_(), "straggler_ratio": pa.float64(),
     "wall_time_s": pa.float64(), "node": pa.string(),
     "device": pa.string(),
-    "started_at": pa.float64(), "ended_at": pa.float64(), "error": pa.string(),
+    "started_at": pa.float64(), "ended_at": pa.float64(), "error": pa.string(), "phase": pa.string(),
+    "derived_genotype": pa.string(),
 }
 
 

@@ -140,7 +140,7 @@ def _replay(cfg: ExperimentConfig, source: str, trial: int, params: dict[str, An
                      threads=cfg.resources.threads, deterministic=cfg.deterministic, trial_number=trial)
     reporter = _StoppingReporter(epochs_run)
     try:
-        resolve_trainer(cfg.trainer).train(spec, reporter)
+        resolve_trainer(cfg.trainer_for(trial)).train(spec, reporter)
     except _EnoughEpochs:
         pass
     replayed = {row["epoch"]: row for row in reporter.history}

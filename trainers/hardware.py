@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 # Metrics that measure time on a machine: they vary run to run and are left out of bit-for-bit comparisons.
-TIMING_METRICS = ("epoch_time_s", "epoch_wall_s", "latency_ms")
+# measured times (not what a trial computed): a one-shot search's predicted latency comes from a measured op table
+TIMING_METRICS = ("epoch_time_s", "epoch_wall_s", "latency_ms", "measured_latency_ms", "predicted_latency_ms")
 HARDWARE_METRICS = ("params", "macs", "latency_ms")
 
 

@@ -1,4 +1,5 @@
-"""Trainer lookup: built-in recipe names (``mlp``, ``cnn``, ``nas``) or a user's ``package.module:function``.
+"""Trainer lookup: built-in recipe names (``mlp``, ``cnn``, ``nas``, ``oneshot``) or a user's
+``package.module:function``.
 
 A built-in's declarations (hyperparameters, metrics) come from torch-free modules; its recipe module, which
 imports torch, loads only when the trainer first trains. So checking a config against a built-in needs no torch.
@@ -13,6 +14,7 @@ from typing import Mapping
 
 from trainers.hyper import Hyper
 from trainers.nas._declarations import NAS_HYPERPARAMETERS
+from trainers.nas._oneshot_declarations import ONESHOT_HYPERPARAMETERS, ONESHOT_METRICS
 from trainers.recipes._declarations import CLASSIFIER_METRICS, CNN_HYPERPARAMETERS, MLP_HYPERPARAMETERS
 from trainers.reporting import Reporter
 from trainers.spec import Evaluator, Recipe, TrialSpec
@@ -43,6 +45,8 @@ BUILTIN: Mapping[str, Trainer] = MappingProxyType({
     "mlp": Trainer("mlp", _BuiltinRecipe("trainers.recipes.mlp"), MLP_HYPERPARAMETERS, CLASSIFIER_METRICS),
     "cnn": Trainer("cnn", _BuiltinRecipe("trainers.recipes.cnn"), CNN_HYPERPARAMETERS, CLASSIFIER_METRICS),
     "nas": Trainer("nas", _BuiltinRecipe("trainers.nas.recipe"), NAS_HYPERPARAMETERS, CLASSIFIER_METRICS),
+    "oneshot": Trainer("oneshot", _BuiltinRecipe("trainers.nas.oneshot"), ONESHOT_HYPERPARAMETERS,
+                       ONESHOT_METRICS),
 })
 
 

@@ -16,13 +16,15 @@ class Reporter(Protocol):
     """What a training recipe calls once per epoch.
 
     ``report(epoch, metrics, state)``: epochs count from 1; ``metrics`` are floats (``val_loss``,
-    ``val_accuracy``, ...); ``state`` is everything needed to resume after this epoch (model, optimizer,
-    RNG states) or ``None``. A reporter may stop the trial by raising from ``report``.
+    ``val_accuracy``, ...), apart from the odd string (the ``oneshot`` recipe's ``genotype``); ``state`` is
+    everything needed to resume after this epoch (model, optimizer, RNG states) or ``None``. A reporter may stop
+    the trial by raising from ``report``.
 
     ``restore()``: ``(epoch, state)`` of the last saved epoch when the trial resumes, else ``None``.
     """
 
-    def report(self, epoch: int, metrics: Mapping[str, float], state: Mapping[str, Any] | None = None) -> None: ...
+    def report(self, epoch: int, metrics: Mapping[str, float | str],
+               state: Mapping[str, Any] | None = None) -> None: ...
 
     def restore(self) -> tuple[int, Mapping[str, Any]] | None: ...
 
@@ -41,11 +43,13 @@ class MemoryReporter:
 
     resume_from: tuple[int, Mapping[str, Any]] | None = None
     keep_states: bool = False
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, float | str]] = field(default_factory=list)
     _states: dict[int, bytes] = field(default_factory=dict, repr=False)
 
-    def report(self, epoch: int, metrics: Mapping[str, float], state: Mapping[str, Any] | None = None) -> None:
-        self.history.append({"epoch": epoch, **{k: float(v) for k, v in metrics.items()}})
+    def report(self, epoch: int, metrics: Mapping[str, float | str], state: Mapping[str, Any] | None = None) -> None:
+        # strings (a derived genotype) stay strings; every other value is a float
+        kept = {k: v if isinstance(v, str) else float(v) for k, v in metrics.items()}
+        self.history.append({"epoch": epoch, **kept})
         if self.keep_states and state is not None:
             self._states[epoch] = state_to_bytes(state)
 

@@ -162,9 +162,18 @@ class AskTellStudy:
             loaded._steps[trial.number] = dict(trial.intermediate_values)
         return loaded
 
+    @staticmethod
+    def exists(name: str, storage_path: Path) -> bool:
+        """Whether the journal at ``storage_path`` holds a study called ``name``."""
+        return storage_path.is_file() and name in optuna.get_all_study_names(journal_storage(storage_path))
+
+    def enqueue(self, params: dict[str, Any]) -> None:
+        """Have a later ``ask()`` return these values (the others sampled as usual): Optuna's ``enqueue_trial``."""
+        self.study.enqueue_trial(params, skip_if_exists=True)
+
     def asked(self) -> int:
-        """How many trials were asked so far (every state)."""
-        return len(self.study.get_trials(deepcopy=False))
+        """How many trials were asked so far (every state but WAITING: enqueued, not asked yet)."""
+        return sum(t.state != TrialState.WAITING for t in self.study.get_trials(deepcopy=False))
 
     def is_open(self, number: int) -> bool:
         """Trial ``number`` was asked and not told yet."""

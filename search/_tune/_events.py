@@ -21,6 +21,7 @@ from ray.tune.experiment import Trial
 
 from search._tune._cluster import node_name
 from search._tune._common import RESERVED_KEYS, TIME_ATTR
+from search.oneshot import GENOTYPE_KEY
 
 _NODE_LOST = re.compile(r"node (has )?died|NodeDiedError|node .* (was )?(lost|terminated|removed)", re.IGNORECASE)
 # How a lost node first shows, before Ray's health checks have declared it dead (that takes ~15 s).
@@ -56,7 +57,8 @@ class EventBridge(tune.Callback):
         self.last_report[trial.trial_id] = time.monotonic()
         self.killed.discard(trial.trial_id)
         self.monitor.trial_started(self._number(trial), trial.trial_id, int(config["seed"]), dict(config["params"]),
-                                   int(config["epochs"]), attempt=int(config.get("attempt", 1)))
+                                   int(config["epochs"]), attempt=int(config.get("attempt", 1)),
+                                   phase=config.get("phase"))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Trial, result: dict, **info: Any) -> None:
         self.last_report[trial.trial_id] = time.monotonic()
@@ -68,6 +70,8 @@ class EventBridge(tune.Callback):
                    if k not in RESERVED_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
         self.monitor.trial_result(self._number(trial), int(result[TIME_ATTR]), metrics, node_name(result),
                                   result.get("device"))
+        if isinstance(result.get(GENOTYPE_KEY), str):  # a one-shot search: the genotype derived so far
+            self.monitor.trial_derived(self._number(trial), int(result[TIME_ATTR]), result[GENOTYPE_KEY])
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Trial, **info: Any) -> None:
         self.last_report.pop(trial.trial_id, None)

@@ -104,7 +104,7 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
         _TUNE_LOG.removeFilter(_HIDE_TUNE_RESUME_HINTS)
         searcher.close_open_trials(interrupted=signals.signum is not None)
         bridge.settle()
-    return set(scheduler.trials)
+    return set(scheduler.trials) | scheduler.searching
 
 
 _TUNE_LOG = logging.getLogger("ray.tune.tune")

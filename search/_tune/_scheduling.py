@@ -39,7 +39,7 @@ from search._tune._ray_internals import (
     retire_trial,
     asha_stops_unrecorded_from,
 )
-from search.config import ExperimentConfig, SchedulerConfig
+from search.config import SEARCH_PHASE, ExperimentConfig, SchedulerConfig
 from search.constraints import violations
 from search.events import EventLog
 from search.registry import SCHEDULERS
@@ -53,6 +53,11 @@ def make_scheduler(cfg: SchedulerConfig) -> TrialScheduler:
 
 def _number(trial: Trial) -> int:
     return int(trial.config["trial_number"])
+
+
+def _searching(trial: Trial) -> bool:
+    """A one-shot experiment's supernet search: it trains its epochs to the end, outside every rung."""
+    return trial.config.get("phase") == SEARCH_PHASE
 
 
 class ObservedScheduler(TrialScheduler):
@@ -76,6 +81,7 @@ class ObservedScheduler(TrialScheduler):
         self.park = park and not strict and isinstance(inner, AsyncHyperBandScheduler)
         self.slots = slots if slots is not None else TrialSlots(None)
         self.trials: dict[int, Trial] = {}
+        self.searching: set[int] = set()  # a one-shot experiment's supernet searches (Tune runs them; we don't decide)
         self.ended: set[int] = set()
         self.pending: dict[int, tuple[int, Trial, dict]] = {}  # number -> (rung, trial, result) held back
         self.verdicts: dict[int, str] = {}  # parked trials decided meanwhile: STOP or CONTINUE, to act on
@@ -131,9 +137,12 @@ class ObservedScheduler(TrialScheduler):
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
-        self.trials[_number(trial)] = trial
         if _number(trial) in self.finished and trial.status != Trial.TERMINATED:
             retire_trial(tune_controller, trial)  # ended before a driver crash, after Tune's last snapshot of it
+        if _searching(trial):
+            self.searching.add(_number(trial))
+            return  # never early-stopped, never a rung peer: not the inner scheduler's business
+        self.trials[_number(trial)] = trial
         if getattr(trial, "status", None) in (Trial.TERMINATED, Trial.ERROR):
             self.ended.add(_number(trial))  # a resumed experiment's finished trial: it will never reach a rung
         self.inner.on_trial_add(tune_controller, trial)
@@ -149,14 +158,20 @@ class ObservedScheduler(TrialScheduler):
         self._drain(tune_controller)
 
     def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        if _searching(trial):
+            return
         self.inner.on_trial_error(tune_controller, trial)
         self._ended(tune_controller, trial)
 
     def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
+        if _searching(trial):
+            return
         self.inner.on_trial_complete(tune_controller, trial, result)
         self._ended(tune_controller, trial)
 
     def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        if _searching(trial):
+            return
         self.inner.on_trial_remove(tune_controller, trial)
         self._ended(tune_controller, trial)
 
@@ -209,6 +224,13 @@ class ObservedScheduler(TrialScheduler):
         return sorted(blockers)
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        if _searching(trial):
+            value = result.get(self.metric_name)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                self.events.decision(_number(trial), int(result.get(TIME_ATTR, 0)), value, TrialScheduler.STOP,
+                                     reason=f"one-shot search: {self.metric_name} is {value}")
+                return TrialScheduler.STOP
+            return TrialScheduler.CONTINUE
         self.verdicts.pop(_number(trial), None)  # a resumed trial reports again: its verdict has been acted on
         broken = violations(self.constraints, result) if self.constraints and TIME_ATTR in result else []
         if broken:  # never selectable: stopped here, and kept out of the rungs (the trial ends too)

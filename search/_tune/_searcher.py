@@ -26,6 +26,7 @@ from search._tune._slots import TrialSlots
 from search.config import ExperimentConfig
 from search.constraints import constraint_values
 from search.events import EventLog
+from search.oneshot import FINISHED
 from search.records import final_state
 from search.seeds import derive_seed
 
@@ -68,8 +69,13 @@ class OptunaSearcher(Searcher):
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True  # metric and mode come from the experiment config, set once
 
-    def _ask(self) -> tuple[int, dict[str, Any]]:
-        number, params = self.study.ask()
+    def _ask(self) -> tuple[int, dict[str, Any]] | str | None:
+        """The next trial, or (a one-shot study) ``None`` while it has nothing to ask yet, ``FINISHED`` when it never
+        will again."""
+        asked = self.study.ask()
+        if not isinstance(asked, tuple):
+            return asked
+        number, params = asked
         self.asked += 1
         self.events.ask(number, params)
         return number, params
@@ -78,20 +84,26 @@ class OptunaSearcher(Searcher):
         if not self.slots.free_for_new(len(self.numbers)):
             return None  # as many trials running (or promoted, waiting to resume) as allowed
         if self.reoffer:
-            number, params = self.reoffer.pop(0)
+            asked = self.reoffer.pop(0)
         elif not self.strict:
-            number, params = self._ask()
+            asked = self._ask()
         else:
             if not self.queue:
                 if self.told < self.asked:
                     return None  # a new generation waits until every earlier trial has been told (Tune asks again)
-                self.queue = [self._ask() for _ in range(min(self.generation, self.budget - self.asked))]
-            if not self.queue:
-                return None
-            number, params = self.queue.pop(0)
-        epochs = self.cfg.epochs_for(params)
+                for _ in range(min(self.generation, self.budget - self.asked)):
+                    asked = self._ask()
+                    if not isinstance(asked, tuple):
+                        break
+                    self.queue.append(asked)
+            asked = self.queue.pop(0) if self.queue else (asked if self.budget > self.asked else None)
+        if not isinstance(asked, tuple):
+            return Searcher.FINISHED if asked == FINISHED else None
+        number, params = asked
+        epochs = self.cfg.epochs_for(params, number)
         self.numbers[trial_id], self.epochs[trial_id] = number, epochs
-        return {"trial_number": number, "seed": derive_seed(self.cfg.seed, number), "params": params, "epochs": epochs}
+        return {"trial_number": number, "seed": derive_seed(self.cfg.seed, number), "params": params, "epochs": epochs,
+                "trainer": self.cfg.trainer_for(number), "phase": self.cfg.phase_of(number)}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id not in self.numbers or TIME_ATTR not in result:

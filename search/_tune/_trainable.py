@@ -70,7 +70,8 @@ class _TuneReporter:
         now = time.perf_counter()
         # Wall time since the previous report as this worker saw it: what a slow node or a straggler shows.
         wall, self._last = now - self._last, now
-        result = {**{k: float(v) for k, v in metrics.items()}, "epoch_wall_s": wall, "epoch": epoch,
+        # numbers, and strings such as the genotype a one-shot search derived so far
+        result = {**{k: v if isinstance(v, str) else float(v) for k, v in metrics.items()}, "epoch_wall_s": wall, "epoch": epoch,
                   "epochs": self.epochs, "device": self.device, "node_id": self.node_id, "attempt": self.attempt}
         if state is None:
             tune.report(result)
@@ -124,7 +125,8 @@ def _train(config: dict[str, Any], data: SearchData, settings: TrialSettings) ->
     faults = FaultPlan.for_trial(settings.faults, spec.trial_number, attempt, settings.experiment_seed,
                                  _node_resources) if settings.faults else None
     reporter = _TuneReporter(spec.epochs, device_name(device), attempt, settings.constraints, faults)
-    resolve_trainer(settings.trainer).train(spec, reporter)
+    # a one-shot experiment's supernet searches run the one-shot trainer (config.ExperimentConfig.trainer_for)
+    resolve_trainer(config.get("trainer") or settings.trainer).train(spec, reporter)
 
 
 def _node_resources() -> set[str]:
