@@ -20,6 +20,7 @@ from typing import Any
 _HOMES = {
     "suggest_config": "search._optuna",
     "RegularizedEvolutionSampler": "search._optuna.evolution",
+    "ReinforceSampler": "search._optuna.reinforce",
     "ConfigError": "search.config",
     "ExperimentConfig": "search.config",
     "load_config": "search.config",

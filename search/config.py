@@ -269,7 +269,7 @@ class SearcherConfig(_TypedSection):
     own settings (``None``: its defaults). Build one from settings with :meth:`of`, which validates them.
 
     >>> SearcherConfig.of("evolution", population_size=8).settings
-    EvolutionSettings(population_size=8, sample_size=5)
+    EvolutionSettings(population_size=8, sample_size=None, dedupe=True)
     """
 
     type: str = "tpe"

@@ -252,7 +252,8 @@ class ExperimentRecords:
         record.device = device or record.device
         self.curves[number, epoch] = {"trial": number, "epoch": epoch, "time_s": at - record.started_at, **metrics}
         record.hardware |= {k: float(metrics[k]) for k in HARDWARE_METRICS if k in metrics}
-        record.violations = violations(self.constraints, metrics) if self.constraints else []
+        record.violations = violations(self.constraints, metrics) if self.constraints and \
+            record.phase != SEARCH_PHASE else []  # a supernet search is never selected: nothing to bound
         value = metrics.get(self.metric)
         if value is not None:
             # the value as reported, NaN included: a stale earlier value must not stand in for a diverged end

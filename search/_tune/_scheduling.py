@@ -116,6 +116,10 @@ class ObservedScheduler(TrialScheduler):
         return self.inner.set_search_properties(metric, mode, **spec)
 
     def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        # a one-shot supernet search first: the inner scheduler never saw it (HyperBand runs only its brackets')
+        search = next((t for t in tune_controller.get_trials() if t.status == Trial.PENDING and _searching(t)), None)
+        if search is not None:
+            return search
         if not self.park:
             return self.inner.choose_trial_to_run(tune_controller)
         self._act_on_verdicts(tune_controller)

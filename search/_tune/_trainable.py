@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import ray
 from ray import tune
 
-from search.config import FaultRule
+from search.config import SEARCH_PHASE, FaultRule
 from search.constraints import Constraint, violations
 from search.faults import FaultPlan
 from search.redaction import redacted_exception, remember_secrets
@@ -124,7 +124,9 @@ def _train(config: dict[str, Any], data: SearchData, settings: TrialSettings) ->
     attempt = int(config.get("attempt", 1))  # the driver counts restarts (stall, exception, lost node)
     faults = FaultPlan.for_trial(settings.faults, spec.trial_number, attempt, settings.experiment_seed,
                                  _node_resources) if settings.faults else None
-    reporter = _TuneReporter(spec.epochs, device_name(device), attempt, settings.constraints, faults)
+    # constraints bound the models a search selects from; a one-shot supernet search is not one of them
+    constraints = () if config.get("phase") == SEARCH_PHASE else settings.constraints
+    reporter = _TuneReporter(spec.epochs, device_name(device), attempt, constraints, faults)
     # a one-shot experiment's supernet searches run the one-shot trainer (config.ExperimentConfig.trainer_for)
     resolve_trainer(config.get("trainer") or settings.trainer).train(spec, reporter)
 

@@ -116,7 +116,7 @@ def test_nas_spaces_check_cells_against_the_op_registry():
              "depth_multiplier": {"type": "float", "low": 0.5, "high": 2.0}}
     cfg = load_config(tiny_config(trainer="nas", space=space, searcher={"type": "evolution", "population_size": 8,
                                                                          "sample_size": 3}))
-    assert cfg.searcher.to_dict() == {"type": "evolution", "population_size": 8, "sample_size": 3}
+    assert cfg.searcher.to_dict() == {"type": "evolution", "population_size": 8, "sample_size": 3, "dedupe": True}
     bad = {**space, "cell": {"type": "nb201_cell", "ops": ["none", "conv_9x9"]}}
     with pytest.raises(ConfigError, match="space.cell: .*unknown op 'conv_9x9'"):
         load_config(tiny_config(trainer="nas", space=bad))

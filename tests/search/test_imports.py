@@ -32,7 +32,7 @@ def fresh_python(code: str, env: dict[str, str] | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("example", ["quickstart", "mnist1d_nas", "mnist1d_cnn"])
+@pytest.mark.parametrize("example", ["quickstart", "mnist1d_nas", "mnist1d_cnn", "mnist1d_darts", "mnist1d_enas"])
 def test_validating_a_builtin_trainers_config_imports_no_heavy_package(example):
     code = f"""
 import contextlib, io, json, sys
@@ -51,7 +51,7 @@ def test_builtin_trainers_declare_without_torch():
 import json, sys
 from trainers import resolve_trainer
 declared = {name: [sorted(resolve_trainer(name).hyperparameters), list(resolve_trainer(name).metrics)]
-            for name in ("mlp", "cnn", "nas")}
+            for name in ("mlp", "cnn", "nas", "oneshot")}
 print(json.dumps({"torch": "torch" in sys.modules, "nas": declared["nas"]}))
 """
     result = fresh_python(code)

@@ -113,7 +113,9 @@ def test_darts_search_then_retrain_through_the_cli(ray_session, tmp_path, capsys
 
 def test_enas_over_a_darts_cell_on_digits(ray_session, tmp_path, capsys, clean_env):
     cell = {"type": "darts_cell", "nodes": 2}
-    config = oneshot_config("enas-2d", "enas", cell, data={"source": "digits"}, budget={"trials": 2})
+    # HyperBand brackets over the retrains; the searches never join one
+    config = oneshot_config("enas-2d", "enas", cell, data={"source": "digits"}, budget={"trials": 2},
+                            scheduler={"type": "hyperband", "max_epochs": 2})
     config["oneshot"]["search_seeds"] = 1
     config["space"]["lr"] = 0.01
     path = tmp_path / "enas.yaml"
