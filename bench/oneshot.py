@@ -3,13 +3,14 @@ MNIST-1D, side by side in one run, as a user runs them (CLI, fresh workdir, seal
 
     python bench/oneshot.py                  # examples/mnist1d_nas.yaml (evolution) vs mnist1d_darts / _enas
     python bench/oneshot.py --quick          # every experiment cut down (a smoke run of the bench, minutes)
-    python bench/oneshot.py darts            # only some of: evolution darts enas
+    python bench/oneshot.py darts            # only some of: evolution darts enas random-cells
 
 Compute is the trials' CPU-seconds: Σ over every trial (searches and retrains alike) of its wall time × the CPUs
 it held (``resources.cpus``); on a GPU it would be GPU-seconds. Prints per experiment: sealed test accuracy,
 best validation value, compute, the ratio to evolution's compute and the test-accuracy gap to evolution, and for
 the one-shot methods the spread over search seeds (the supernets' validation accuracy, and each seed's derived
-genotype's retrained validation accuracy). All three winners are scored on the one sealed MNIST-1D test split of
+genotype's retrained validation accuracy). ``random-cells`` retrains as many cells drawn at random, exactly as the
+one-shot examples retrain theirs: what the search itself adds. All winners are scored on the one sealed MNIST-1D test split of
 the bench's workdir: the first opens it, the others are recorded forced looks (``hypernas test --force``).
 """
 
@@ -30,18 +31,25 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "hypernas"
 CLI = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "search.cli"]
-EXAMPLES = {"evolution": "mnist1d_nas", "darts": "mnist1d_darts", "enas": "mnist1d_enas"}
+EXAMPLES = {"evolution": "mnist1d_nas", "darts": "mnist1d_darts", "enas": "mnist1d_enas",
+            "random-cells": "mnist1d_darts"}
+# the baseline that says what a one-shot search adds: the one-shot examples' retrains (same skeleton, training and
+# count), over cells drawn at random instead of derived
+EXTRA = {"random-cells": ["oneshot=null", "name=mnist1d-random-cells", "budget.trials=3"]}
 QUICK = {  # --quick: the same experiments, cut down
     "evolution": ["budget.trials=8", "scheduler.max_epochs=6", "scheduler.grace_period=2", "budget.time_budget_s=300"],
     "darts": ["oneshot.search_seeds=2", "oneshot.epochs=2", "scheduler.max_epochs=6", "budget.trials=2"],
     "enas": ["oneshot.search_seeds=2", "oneshot.epochs=2", "scheduler.max_epochs=6", "budget.trials=2"],
+    "random-cells": ["scheduler.max_epochs=6", "budget.trials=2"],
 }
 
 
 def run(method: str, workdir: Path, quick: bool, force: bool) -> dict:
     config = ROOT / "examples" / f"{EXAMPLES[method]}.yaml"
     raw = yaml.safe_load(config.read_text())
-    sets = [f"--set={item}" for item in (QUICK[method] if quick else [])]
+    items = [*EXTRA.get(method, []), *(QUICK[method] if quick else [])]
+    raw |= {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in items) if "." not in k}
+    sets = [f"--set={item}" for item in items]
     started = time.perf_counter()
     subprocess.run([*CLI, "run", str(config), "--workdir", str(workdir), *sets], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)

@@ -806,13 +806,14 @@ def _parse_faults(raw: Any) -> tuple[FaultRule, ...]:
 ONESHOT_FIXED = ("method", "cell_space")
 
 
-def _parse_oneshot(raw: Any, space: Space) -> OneShotConfig | None:
+def _parse_oneshot(raw: Any, space: Space, metric: MetricConfig, budget: BudgetConfig) -> OneShotConfig | None:
     if raw is None:
         return None
     from trainers import resolve_trainer  # torch-free declarations
     from spaces.nas import CELL_TYPES
 
-    hypers = resolve_trainer(ONESHOT_TRAINER).hyperparameters
+    oneshot_trainer = resolve_trainer(ONESHOT_TRAINER)
+    hypers = oneshot_trainer.hyperparameters
     section = _Section(raw, "oneshot")
     method = section.take("method", _choice(hypers["method"].choices))
     search_seeds = section.take("search_seeds", _int(1, MAX_TRIALS), OneShotConfig.search_seeds)
@@ -832,6 +833,12 @@ def _parse_oneshot(raw: Any, space: Space) -> OneShotConfig | None:
             hypers[key].check(key, settings.raw[key])
         except SpaceError as err:
             raise ConfigError(where, err.rule) from None
+    if top_k > budget.trials:
+        raise ConfigError("oneshot.top_k", f"top_k <= budget.trials must hold: each derived genotype is retrained at "
+                                           f"least once (got {top_k} > {budget.trials})")
+    if metric.name not in oneshot_trainer.metrics:
+        raise ConfigError("metric.name", f"a one-shot experiment ranks its searches by the metric too: the one-shot "
+                                         f"trainer reports {', '.join(oneshot_trainer.metrics)} (got {metric.name!r})")
     cells = [name for name, param in space.items() if isinstance(param, CELL_TYPES)]
     if len(cells) != 1:
         raise ConfigError("oneshot", f"a one-shot search derives one cell: the space must hold exactly one "
@@ -839,6 +846,14 @@ def _parse_oneshot(raw: Any, space: Space) -> OneShotConfig | None:
     if space[cells[0]].when is not None:
         raise ConfigError(f"space.{cells[0]}.when", "the cell a one-shot search derives cannot be conditional")
     return OneShotConfig(method, cells[0], search_seeds, epochs, top_k, tuple(sorted(settings.raw.items())))
+
+
+def retrain_placeholder(space: Space, oneshot: OneShotConfig) -> Space:
+    """The retrain space's shape before any genotype is derived: the cell a choice among ``top_k`` of them."""
+    from spaces import Categorical
+
+    return Space({name: Categorical([f"genotype-{i}" for i in range(oneshot.top_k)]) if name == oneshot.cell
+                  else param for name, param in space.items()})
 
 
 def err_at(prefix: str, err: SpaceError) -> ConfigError:
@@ -922,14 +937,16 @@ def config_from_dict(raw: Any, *, default_name: str | None = None) -> Experiment
         # members that cannot start any more stalls the experiment.
         raise ConfigError("budget.max_concurrent", f"cannot be combined with scheduler {scheduler.type}, which pauses "
                           "trials; bound concurrency with resources.cpus instead (trials per node = cpus / resources.cpus)")
-    searcher = _parse_searcher(top.take("searcher", lambda p, v: v, None), space)
+    oneshot = _parse_oneshot(top.take("oneshot", lambda p, v: v, None), space, metric, budget)
+    # a one-shot experiment's searcher chooses among at most top_k derived genotypes, not the whole cell space
+    searcher = _parse_searcher(top.take("searcher", lambda p, v: v, None),
+                               space if oneshot is None else retrain_placeholder(space, oneshot))
     resources = _parse_resources(top.take("resources", lambda p, v: v, None))
     tracking = _parse_tracking(top.take("tracking", lambda p, v: v, None))
     constraints = _parse_constraints(top.take("constraints", lambda p, v: v, None), trainer.metrics, trainer_name)
     reproducible = _parse_reproducible(top.take("reproducible", lambda p, v: v, None), scheduler)
     tolerance = _parse_tolerance(top.take("tolerance", lambda p, v: v, None))
     faults = _parse_faults(top.take("faults", lambda p, v: v, None))
-    oneshot = _parse_oneshot(top.take("oneshot", lambda p, v: v, None), space)
     top.finish()
     return ExperimentConfig(
         name=name, space=space, seed=seed, trainer=trainer_name, deterministic=deterministic, data=data,

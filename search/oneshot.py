@@ -31,6 +31,7 @@ from search.config import ExperimentConfig
 from search.seeds import derive_seed
 from spaces import Categorical, Space
 
+_GENOTYPES = "hypernas.genotypes"  # the retrain study's attribute: the derived genotypes it chooses among
 FINISHED = "FINISHED"  # ``ask()``: nothing left to ask, ever (Ray's Searcher.FINISHED)
 GENOTYPE_KEY = "genotype"  # the string a search trial reports each epoch: the genotype derived so far
 ALPHA_PREFIX = "alpha."  # architecture weights, reported as metrics alpha.<cell>.e<edge>.<op>
@@ -44,11 +45,15 @@ def search_params(cfg: ExperimentConfig) -> dict[str, Any]:
     return {"method": one.method, "cell_space": json.dumps(cell.to_dict(), sort_keys=True), **dict(one.settings)}
 
 
+# a search that ended without an error: all its epochs, or fewer when it stopped itself (``stability_patience``)
+ENDED_WELL = ("COMPLETE", "PRUNED")
+
+
 def derived_genotypes(cfg: ExperimentConfig, searches: Iterable[Any]) -> list[str]:
     """The ``top_k`` distinct genotypes the ended searches derived, best search first (by the experiment's metric,
     ties to the lower trial number). ``searches``: the search trials' records (``state``, ``last_value``,
     ``derived_genotype``, ``number``)."""
-    done = [r for r in searches if r.state == "COMPLETE" and r.derived_genotype and r.last_value is not None
+    done = [r for r in searches if r.state in ENDED_WELL and r.derived_genotype and r.last_value is not None
             and math.isfinite(r.last_value)]
     sign = -1.0 if cfg.metric.mode == "max" else 1.0
     out: list[str] = []
@@ -67,7 +72,10 @@ def retrain_space(cfg: ExperimentConfig, genotypes: list[str]) -> Space:
 
 def retrain_budget(cfg: ExperimentConfig, space: Space) -> int:
     """Retrain trials: ``budget.trials``, but no more than there are configurations when the derived genotypes
-    are all the space leaves open (each is trained once)."""
+    are all the space leaves open (each is trained once), or than a grid searcher's grid."""
+    cap = cfg.searcher.max_trials(space)
+    if cap is not None:
+        return min(cfg.budget.trials, cap)
     others_free = any(name != cfg.oneshot.cell and (param.grid_values() is None or len(param.grid_values()) > 1)
                       for name, param in space.items())
     return cfg.budget.trials if others_free else min(cfg.budget.trials, len(space[cfg.oneshot.cell].grid_values()))
@@ -120,16 +128,25 @@ class OneShotStudy:
     def _start_retrain(self, load: bool = False) -> bool:
         from search._optuna import AskTellStudy
 
-        self.genotypes = derived_genotypes(self.cfg, self.searches())
+        name, seed = retrain_study_name(self.cfg), derive_seed(self.cfg.seed, "sampler")
+        # resumed: the genotypes the retrain study was created over (the records may have changed since, e.g. a
+        # failed search retried), so its choices and numbers mean the same cells
+        self.genotypes = AskTellStudy.stored(name, self.storage_path, _GENOTYPES) if load else \
+            derived_genotypes(self.cfg, self.searches())
         if not self.genotypes:
             return False
         space = retrain_space(self.cfg, self.genotypes)
         self.budget = retrain_budget(self.cfg, space)
-        make = AskTellStudy.load if load else AskTellStudy.create
-        extra = {} if load else {"mode": self.cfg.metric.mode}
-        self.retrain = make(retrain_study_name(self.cfg), space, self.cfg.searcher, derive_seed(self.cfg.seed, "sampler"),
-                            storage_path=self.storage_path, constrained=bool(self.cfg.constraints), **extra)
-        if not load:  # every derived genotype is retrained once before the sampler chooses
+        if load:
+            self.retrain = AskTellStudy.load(name, space, self.cfg.searcher, seed, self.storage_path,
+                                             constrained=bool(self.cfg.constraints))
+        else:
+            self.retrain = AskTellStudy.create(name, space, self.cfg.searcher, seed, self.cfg.metric.mode,
+                                               self.storage_path, constrained=bool(self.cfg.constraints))
+            self.retrain.store(_GENOTYPES, self.genotypes)
+        if self.cfg.searcher.type != "grid":  # a grid covers every genotype (and refuses enqueued trials)
+            # each derived genotype is retrained once before the sampler chooses (again after a crash mid-way:
+            # Optuna skips the ones already queued or asked)
             for genotype in self.genotypes:
                 self.retrain.enqueue({self.cfg.oneshot.cell: genotype})
         return True
@@ -141,8 +158,9 @@ class OneShotStudy:
             self._steps[number] = {}
             return number, search_params(self.cfg)
         if self.retrain is None:
-            if len(self._told) < self.count:
-                return None  # the retrain phase waits for every search
+            searches = list(self.searches())
+            if len(self._told) < self.count or any(r.state in ("RUNNING", "INTERRUPTED") for r in searches):
+                return None  # the retrain phase waits for every search (a retried one too)
             if not self._start_retrain():
                 return FINISHED
         if self.retrain.asked() >= self.budget:
@@ -202,7 +220,7 @@ def search_summary(searches: Iterable[Any]) -> dict[str, Any]:
     """The spread over the search seeds: the searches' final validation values (of the supernet) and how many
     distinct genotypes they derived — what a seed-sensitive one-shot method must report."""
     searches = list(searches)
-    values = [r.last_value for r in searches if r.state == "COMPLETE" and r.last_value is not None
+    values = [r.last_value for r in searches if r.state in ENDED_WELL and r.last_value is not None
               and math.isfinite(r.last_value)]
     distinct = {r.derived_genotype for r in searches if r.derived_genotype}
     out: dict[str, Any] = {"searches": len(searches), "completed": len(values), "distinct_genotypes": len(distinct)}
@@ -217,7 +235,7 @@ def architecture_weights(metrics: Mapping[str, float]) -> dict[str, dict[int, di
     out: dict[str, dict[int, dict[str, float]]] = {}
     for key, value in metrics.items():
         match = _ALPHA.fullmatch(key)
-        if match:
+        if match and match["op"] != "input":  # ENAS' input probabilities on DARTS cells are not an op
             out.setdefault(match["cell"], {}).setdefault(int(match["edge"]), {})[match["op"]] = float(value)
     return out
 

@@ -276,15 +276,19 @@ class ExperimentRecords:
         its own yardstick up), counting epochs that at least two peers reached. Trials with no such epoch are
         left out. Fidelity is counted in epochs, so a slow node changes these ratios, not the rungs (with
         ``promotion: ordered``, not which trials are promoted either)."""
-        by_epoch: dict[int, list[float]] = {}
-        for (_, epoch), row in self.curves.items():
+        def phase(trial: int) -> str | None:  # a one-shot search's peers are the other searches
+            record = self.trials.get(trial)
+            return record.phase if record is not None else None
+
+        by_epoch: dict[tuple[str | None, int], list[float]] = {}
+        for (trial, epoch), row in self.curves.items():
             if row.get(STRAGGLER_TIME) is not None:
-                by_epoch.setdefault(epoch, []).append(row[STRAGGLER_TIME])
+                by_epoch.setdefault((phase(trial), epoch), []).append(row[STRAGGLER_TIME])
         for times in by_epoch.values():
             times.sort()
         per_trial: dict[int, list[float]] = {}
         for (trial, epoch), row in self.curves.items():
-            times, own = by_epoch.get(epoch, []), row.get(STRAGGLER_TIME)
+            times, own = by_epoch.get((phase(trial), epoch), []), row.get(STRAGGLER_TIME)
             if own is not None and len(times) >= 3:
                 peers = _median_without(times, own)
                 per_trial.setdefault(trial, []).append(own / max(peers, 1e-9))
@@ -324,7 +328,7 @@ class ExperimentRecords:
                 "wall_time_s": r.wall_time_s, "node": r.node,
                 "device": r.device,
                 "started_at": r.started_at, "ended_at": r.ended_at, "error": mask(r.error),
-                "phase": r.phase, "derived_genotype": r.derived_genotype,
+                "phase": r.phase, "derived_genotype": mask(r.derived_genotype),
             })
         return rows
 

@@ -117,7 +117,7 @@ def replay_run(uri: str, run_id: str) -> ReplayResult:
     parent = client.get_run(tags[_mlflow.PARENT_ID_TAG])
     cfg = config_from_dict(load_yaml(_mlflow.read_text_artifact(client, parent.info.run_id, "config.yaml")))
     params = _trial_params(cfg, child)
-    epochs = int(params.pop("epochs", cfg.scheduler.max_epochs))
+    epochs = int(params.pop("epochs", cfg.epochs_for(params, int(tags["hypernas.trial_number"]))))
     epochs_run = int(tags.get("hypernas.epochs_run", epochs))
     data_seed = int(parent.data.tags.get("hypernas.data_seed", derive_seed(cfg.seed, "data")))
     return _replay(cfg, run_id, int(tags["hypernas.trial_number"]), params, epochs, epochs_run,

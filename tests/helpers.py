@@ -96,3 +96,12 @@ def forbid_ray_adapter(monkeypatch, why: str) -> None:
         raise AssertionError(f"search._tune.{name} used: {why}")
     guard.__getattr__ = refuse
     monkeypatch.setitem(sys.modules, "search._tune", guard)
+
+
+def f1_train(spec, reporter):
+    """A trainer for tests that reports a metric no built-in recipe does."""
+    for epoch in range(1, spec.epochs + 1):
+        reporter.report(epoch, {"val_f1": 0.5})
+
+
+f1_train.metrics = ("val_f1",)

@@ -167,6 +167,15 @@ class AskTellStudy:
         """Whether the journal at ``storage_path`` holds a study called ``name``."""
         return storage_path.is_file() and name in optuna.get_all_study_names(journal_storage(storage_path))
 
+    def store(self, key: str, value: Any) -> None:
+        """Keep ``value`` (JSON) with the study, under ``key`` (an Optuna user attribute)."""
+        self.study.set_user_attr(key, value)
+
+    @staticmethod
+    def stored(name: str, storage_path: Path, key: str) -> Any:
+        """What :meth:`store` kept under ``key`` with study ``name`` (``None`` if nothing)."""
+        return load_study(storage_path, name).user_attrs.get(key)
+
     def enqueue(self, params: dict[str, Any]) -> None:
         """Have a later ``ask()`` return these values (the others sampled as usual): Optuna's ``enqueue_trial``."""
         self.study.enqueue_trial(params, skip_if_exists=True)

@@ -44,6 +44,7 @@ def oneshot_config(oneshot=None, **sections):
     ({"method": "darts", "settings": {"arch_lr": -1.0}}, None, "oneshot.settings.arch_lr"),
     ({"method": "darts", "settings": [1]}, None, "oneshot.settings"),
     ({"method": "darts"}, {"lr": 0.01}, "oneshot"),
+    ({"method": "darts", "top_k": 5}, None, "oneshot.top_k"),  # budget.trials is 4: one would never be retrained
     ({"method": "darts"}, {"cell": {"type": "nb201_cell", "when": {"pool": "avg"}},
                            "pool": {"type": "categorical", "choices": ["avg", "avgmax"]}}, "space.cell.when"),
 ])
@@ -54,6 +55,16 @@ def test_bad_oneshot_sections_name_the_field(oneshot, space, where):
     with pytest.raises(ConfigError) as err:
         config_from_dict(config)
     assert err.value.path == where, str(err.value)
+
+
+def test_the_searches_must_report_the_experiment_metric():
+    config = oneshot_config()
+    config["metric"] = {"name": "latency_ms", "mode": "min"}
+    assert config_from_dict(config).metric.name == "latency_ms"  # the oneshot trainer reports it too
+    config["trainer"], config["metric"] = "tests.helpers:f1_train", {"name": "val_f1", "mode": "max"}
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(config)
+    assert err.value.path == "metric.name"
 
 
 def test_the_config_round_trips_and_says_which_trial_is_which():
@@ -84,6 +95,8 @@ def test_derived_genotypes_are_distinct_best_search_first():
     searches = [Rec(0, "COMPLETE", 0.5, G1), Rec(1, "COMPLETE", 0.7, G2), Rec(2, "COMPLETE", 0.9, G1),
                 Rec(3, "FAILED", 0.99, G2)]
     assert derived_genotypes(cfg, searches) == [G1, G2]  # G1 (0.9) first; trial 3 failed
+    # a search that stopped itself early (stability_patience) ends PRUNED: its genotype counts
+    assert derived_genotypes(cfg, [Rec(0, "PRUNED", 0.5, G2), Rec(1, "COMPLETE", 0.4, G1)]) == [G2, G1]
     space = retrain_space(cfg, [G1, G2])
     assert space["cell"] == Categorical([G1, G2]) and space["lr"] == cfg.space["lr"]
 
@@ -123,7 +136,9 @@ def test_the_study_searches_then_retrains_each_derived_genotype(tmp_path):
     study.tell(2, "COMPLETE", 0.9)
     assert not study.is_open(2) and study.is_open(3)
 
-    # an interrupted experiment's study, rebuilt from the decision log and the Optuna journal
+    # an interrupted experiment's study, rebuilt from the decision log and the Optuna journal — over the genotypes
+    # the retrains were created with, whatever the records say now (a failed search retried, say)
+    searches.append(Rec(9, "COMPLETE", 0.99, "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"))
     again = OneShotStudy.load(cfg, tmp_path / "optuna.journal", lambda: searches, events)
     assert again.genotypes == [G1, G2] and again.asked() == 6
     assert [n for n, _ in again.open_trials()] == [3, 4, 5]
@@ -143,6 +158,32 @@ def test_only_derived_genotypes_in_the_space_retrain_each_once(tmp_path):
     assert study.ask() == FINISHED  # one genotype, nothing else to choose: one retrain
 
 
+def test_a_grid_retrains_every_genotype_under_every_other_choice(tmp_path):
+    config = oneshot_config({"method": "darts", "search_seeds": 2, "top_k": 2}, searcher={"type": "grid"})
+    config["space"]["lr"] = {"type": "categorical", "choices": [0.01, 0.02]}
+    cfg = config_from_dict(config)
+    searches = [Rec(0, "COMPLETE", 0.5, G1), Rec(1, "COMPLETE", 0.6, G2)]
+    study = OneShotStudy(cfg, tmp_path / "optuna.journal", lambda: searches)
+    for number in (0, 1):
+        study.ask()
+        study.tell(number, "COMPLETE", 0.5)
+    retrains = []
+    while (asked := study.ask()) != FINISHED:
+        retrains.append(asked[1])
+    assert sorted((p["cell"], p["lr"]) for p in retrains) == sorted((g, lr) for g in (G1, G2) for lr in (0.01, 0.02))
+
+
+def test_a_search_still_running_holds_the_retrains(tmp_path):
+    cfg = config_from_dict(oneshot_config({"method": "darts", "search_seeds": 1}))
+    searches = [Rec(0, "RUNNING", 0.5, G1)]
+    study = OneShotStudy(cfg, tmp_path / "optuna.journal", lambda: searches)
+    study.ask()
+    study.tell(0, "FAILED")  # told, but retried by Tune (a resumed run re-runs errored trials)
+    assert study.ask() is None
+    searches[0].state = "COMPLETE"
+    assert study.ask()[0] == 1
+
+
 def test_no_genotype_derived_means_no_retrain(tmp_path):
     cfg = config_from_dict(oneshot_config({"method": "darts", "search_seeds": 1}))
     study = OneShotStudy(cfg, tmp_path / "optuna.journal", lambda: [Rec(0, "FAILED", None, None)])
@@ -152,7 +193,7 @@ def test_no_genotype_derived_means_no_retrain(tmp_path):
 
 
 def test_architecture_heatmap_from_reported_weights():
-    metrics = {"alpha.normal.e0.sep_conv_3x3": 0.7, "alpha.normal.e0.skip_connect": 0.3,
+    metrics = {"alpha.normal.e0.sep_conv_3x3": 0.7, "alpha.normal.e0.skip_connect": 0.3, "alpha.normal.e0.input": 0.9,
                "alpha.reduce.e1.max_pool_3x3": 1.0, "val_accuracy": 0.5}
     weights = architecture_weights(metrics)
     assert weights == {"normal": {0: {"sep_conv_3x3": 0.7, "skip_connect": 0.3}}, "reduce": {1: {"max_pool_3x3": 1.0}}}

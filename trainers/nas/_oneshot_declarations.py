@@ -2,8 +2,8 @@
 space check and its metrics — without importing torch, so configs are checked without it.
 
 Skip-connection collapse (DARTS' cells filling up with parameter-free skips as search goes on) is guarded by
-default with the P-DARTS / DARTS+ **skip cap** (``skip_cap=2``): it acts on every derivation, whatever the epoch
-budget, and costs nothing. The DARTS+ early stop (``stability_patience``) is off by default because the
+default with a **skip cap** after P-DARTS / DARTS+ (``skip_cap=2``; see ``supernet.derive_genotype``): it acts
+on every derivation, whatever the epoch budget, and costs nothing. The DARTS+ early stop (``stability_patience``) is off by default because the
 search's scheduler already decides how many epochs a trial gets; turn it on for long stand-alone searches.
 """
 

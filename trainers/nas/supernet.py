@@ -307,8 +307,9 @@ def derive_genotype(cell: NB201Cell | DartsCell, weights: Mapping[str, Any], ops
     * DARTS (Liu et al. 2019): for each node, each incoming edge's strength is its strongest non-``none`` op
       weight; the two strongest edges are kept (ties: the lower input), each with that op. ``none`` is never
       derived (DARTS cells have exactly two inputs per node). ``skip_cap > 0`` caps the ``skip_connect`` edges of
-      the *normal* cell (P-DARTS, DARTS+): while over the cap, the kept skip edge with the weakest skip weight
-      takes its next-best op other than ``none`` and ``skip_connect``. ``skip_cap = 0`` means no cap.
+      the *normal* cell (after P-DARTS, DARTS+): while over the cap, the kept skip edge with the weakest skip weight
+      takes its next-best op other than ``none`` and ``skip_connect`` on the same edge — a simplification of
+      P-DARTS, which zeroes the extra skips and derives again (possibly other input edges). ``skip_cap = 0``: no cap.
 
     A space searched without a reduction cell (one stage) derives its ``reduce`` cell, if the space has one, from
     the normal cell's weights. The result is checked against ``cell`` and the op registry.
