@@ -111,6 +111,25 @@ def test_supernet_separates_architecture_from_weights_and_runs_discrete_paths():
     assert images(torch.randn(2, 8, 8), images.arch_weights()).shape == (2, 10)
 
 
+@pytest.mark.parametrize("cell", [NB201Cell(), DARTS2], ids=["nb201", "darts"])
+def test_a_discrete_path_is_the_supernet_with_one_hot_weights(cell):
+    # the derived cell runs exactly the supernet's ops and weights: the mixture with weight 1 on the genotype's
+    # (edge, op) pairs and 0 elsewhere gives the same outputs, bit for bit
+    net = tiny_supernet(cell)
+    with torch.no_grad():
+        for alpha in net.alphas.values():
+            alpha.normal_(generator=torch.Generator().manual_seed(3))
+    genotype = net.genotype(derive_genotype(cell, net.arch_weights(), net.ops))
+    one_hot = {name: torch.zeros_like(w) for name, w in net.arch_weights().items()}
+    for name, pairs in net.selection(genotype).items():
+        for edge, op in pairs:
+            one_hot[name][edge, op] = 1.0
+    x, _ = batch()
+    net.train()
+    with torch.no_grad():
+        assert torch.equal(net(x, one_hot), net(x, genotype))
+
+
 @pytest.mark.parametrize("order", [1, 2])
 def test_the_architecture_gradient_reaches_every_alpha(order):
     net = tiny_supernet(DARTS2)
