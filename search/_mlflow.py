@@ -10,9 +10,12 @@ MLflow client is made.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
+import shutil
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -80,7 +83,48 @@ def configure() -> None:
 
 def client_for(uri: str) -> MlflowClient:
     configure()
+    _new_sqlite_store(uri)
     return MlflowClient(tracking_uri=uri)
+
+
+_SQLITE = "sqlite:///"
+
+
+def _new_sqlite_store(uri: str) -> None:
+    """A SQLite store that does not exist yet starts as a copy of an empty one MLflow made (cached per MLflow
+    version, :mod:`trainers.cache`): MLflow builds a fresh store by running every schema migration, ~0.7 s on each
+    new workdir, where the copy takes milliseconds. The copy then says what MLflow itself would have written:
+    the ``Default`` experiment's artifact location (``./mlruns/0`` from here) and its creation time."""
+    if not uri.startswith(_SQLITE) or "?" in uri:
+        return
+    target = Path(uri[len(_SQLITE):])
+    if target.exists() or not target.parent.is_dir():
+        return  # an existing store, or one MLflow will refuse with its own error
+    import mlflow
+    from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+    from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
+
+    from trainers.cache import cached_file
+
+    template = cached_file(f"mlflow-{mlflow.__version__}-empty.sqlite",
+                           lambda path: MlflowClient(tracking_uri=f"{_SQLITE}{path}").search_experiments(max_results=1))
+    if template is None:
+        return
+    staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(template, staged)
+        now = int(time.time() * 1000)
+        default_root = append_to_uri_path(resolve_uri_if_local(DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH), "0")
+        with contextlib.closing(sqlite3.connect(staged)) as db, db:
+            db.execute("UPDATE experiments SET artifact_location = ?, creation_time = ?, last_update_time = ? "
+                       "WHERE experiment_id = 0", (default_root, now, now))
+        os.link(staged, target)  # never replaces a store another process created meanwhile
+    except FileExistsError:
+        pass
+    except (OSError, sqlite3.Error) as err:
+        log.debug("no copy of the empty MLflow store for %s (%s): MLflow creates it", target, err)
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 def experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:

@@ -16,7 +16,7 @@ The YAML format (all sections but ``space`` optional)::
     searcher: {type: tpe, n_startup_trials: 5}       # types and their settings: search.registry.SEARCHERS
     scheduler: {type: asha, max_epochs: 10, grace_period: 1, reduction_factor: 3}  # search.registry.SCHEDULERS
     budget: {trials: 20, max_concurrent: 2, time_budget_s: null}
-    resources: {cpus: 1, gpus: 0}
+    resources: {cpus: 1, gpus: 0, trials_per_worker: 1}  # per worker; K > 1: K trials share it (search._tune._batching)
     tracking: {uri: null, experiment: null}    # null: sqlite:///<workdir>/mlflow.db; MLFLOW_TRACKING_URI wins over null
     constraints: {params: {max: 50000}}         # trials violating a bound are infeasible: stopped, never selected
     reproducible: strict                        # or async (default); strict: identical results at any concurrency
@@ -65,6 +65,7 @@ MAX_SECONDS = 366 * 24 * 3600  # time_budget_s, stall_timeout_s: a year
 MAX_RETRIES = 100             # tolerance.max_retries
 MAX_FACTOR = 1_000            # reduction_factor, straggler_factor, faults[].slow
 MAX_CPUS, MAX_GPUS = 1_024, 64  # resources per trial (a trial runs on one node)
+MAX_TRIALS_PER_WORKER = 1_024  # resources.trials_per_worker
 MAX_CUSTOM_RESOURCE = 1_000_000
 MAX_SEED = 2**63 - 1          # seeds are recorded as 64-bit integers
 MAX_CONFIG_VALUES = 100_000   # values in one config document (a Python dict sharing one list a million times)
@@ -346,13 +347,19 @@ class ResourcesConfig:
     cpus: float = 1
     gpus: float = 0
     custom: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    # trials sharing one worker process (and its cpus/gpus), trained as one vectorised model when their shapes agree
+    trials_per_worker: int = 1
 
     @property
     def threads(self) -> int:
         return max(1, int(self.cpus))
 
+    @property
+    def batched(self) -> bool:
+        return self.trials_per_worker > 1
+
     def ray_request(self) -> dict[str, float]:
-        """What one trial asks of a node, in Ray's resource names."""
+        """What one trial asks of a node (one worker, with batched trials), in Ray's resource names."""
         return {"CPU": self.cpus, "GPU": self.gpus, **self.custom}
 
 
@@ -492,7 +499,8 @@ class ExperimentConfig:
             "searcher": self.searcher.to_dict(),
             "scheduler": self.scheduler.to_dict(),
             "budget": section(self.budget),
-            "resources": {"cpus": self.resources.cpus, "gpus": self.resources.gpus, "custom": dict(self.resources.custom)},
+            "resources": {"cpus": self.resources.cpus, "gpus": self.resources.gpus, "custom": dict(self.resources.custom),
+                          "trials_per_worker": self.resources.trials_per_worker},
             "tracking": section(self.tracking),
             "reproducible": self.reproducible.to_dict(),
             "tolerance": section(self.tolerance),
@@ -648,9 +656,29 @@ def _parse_resources(raw: Any) -> ResourcesConfig:
         cpus=section.take("cpus", _number(0, inclusive=False, high=MAX_CPUS), 1),
         gpus=section.take("gpus", _number(0, inclusive=True, high=MAX_GPUS), 0),
         custom=section.take("custom", _custom_resources, {}),
+        trials_per_worker=section.take("trials_per_worker", _int(1, MAX_TRIALS_PER_WORKER), 1),
     )
     section.finish()
+    if resources.gpus > 1 and resources.gpus != int(resources.gpus):
+        # Ray shares a GPU in fractions of one; a request such as 1.5 could never be placed
+        raise ConfigError("resources.gpus", f"above 1 must be a whole number of GPUs (got {resources.gpus:g}); "
+                          "fractions below 1 share a GPU")
     return resources
+
+
+def _check_batching(resources: ResourcesConfig, trainer_name: str, oneshot: "OneShotConfig | None") -> None:
+    """``trials_per_worker`` > 1 trains trials as one vectorised model: only recipes ``trainers.batched`` can build."""
+    if not resources.batched:
+        return
+    from trainers.batched import BATCHABLE_RECIPES
+
+    if oneshot is not None:
+        raise ConfigError("resources.trials_per_worker", "must be 1 for a one-shot experiment (a supernet search "
+                          "cannot be vectorised with others)")
+    if trainer_name not in BATCHABLE_RECIPES:
+        raise ConfigError("resources.trials_per_worker", f"must be 1 for trainer {trainer_name!r}: batched trials "
+                          f"train as one vectorised model, which only the built-in "
+                          f"{' and '.join(sorted(BATCHABLE_RECIPES))} recipes can build")
 
 
 def _custom_resources(path: str, value: Any) -> dict[str, float]:
@@ -942,6 +970,7 @@ def config_from_dict(raw: Any, *, default_name: str | None = None) -> Experiment
     searcher = _parse_searcher(top.take("searcher", lambda p, v: v, None),
                                space if oneshot is None else retrain_placeholder(space, oneshot))
     resources = _parse_resources(top.take("resources", lambda p, v: v, None))
+    _check_batching(resources, trainer_name, oneshot)
     tracking = _parse_tracking(top.take("tracking", lambda p, v: v, None))
     constraints = _parse_constraints(top.take("constraints", lambda p, v: v, None), trainer.metrics, trainer_name)
     reproducible = _parse_reproducible(top.take("reproducible", lambda p, v: v, None), scheduler)

@@ -140,7 +140,12 @@ def _replay(cfg: ExperimentConfig, source: str, trial: int, params: dict[str, An
                      threads=cfg.resources.threads, deterministic=cfg.deterministic, trial_number=trial)
     reporter = _StoppingReporter(epochs_run)
     try:
-        resolve_trainer(cfg.trainer_for(trial)).train(spec, reporter)
+        if cfg.resources.batched:  # trained in a vectorised batch: replayed through the same path, on its own
+            from trainers.batched import train_alone
+
+            train_alone(cfg.trainer)(spec, reporter)
+        else:
+            resolve_trainer(cfg.trainer_for(trial)).train(spec, reporter)
     except _EnoughEpochs:
         pass
     replayed = {row["epoch"]: row for row in reporter.history}

@@ -129,16 +129,27 @@ class Mnist1dSource:
         """``(train+validation rows, test rows)``."""
         from mnist1d.data import get_dataset_args, make_dataset
 
+        from importlib.metadata import version
+
+        from trainers.cache import cached_arrays
+
         args = get_dataset_args()
         args.num_samples = self.num_samples
         args.seed = self.split_seed
-        # make_dataset reseeds python's and numpy's global RNGs; put them back so callers' state is untouched.
-        py_state, np_state = random.getstate(), np.random.get_state()
-        try:
-            raw = make_dataset(args)
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
+
+        def generate() -> dict[str, np.ndarray]:
+            # make_dataset reseeds python's and numpy's global RNGs; put them back so callers' state is untouched.
+            py_state, np_state = random.getstate(), np.random.get_state()
+            try:
+                made = make_dataset(args)
+            finally:
+                random.setstate(py_state)
+                np.random.set_state(np_state)
+            return {key: np.asarray(made[key]) for key in ("x", "y", "x_test", "y_test")}
+
+        # generation is deterministic in its arguments (every one of them is in the key): the same rows, generated once
+        key = hashlib.sha256(repr(sorted(vars(args).items())).encode()).hexdigest()[:16]
+        raw = cached_arrays(f"mnist1d-{version('mnist1d')}-{key}.npz", generate)
         as_split = lambda x, y: Split(np.asarray(x, np.float32), np.asarray(y, np.int64))  # noqa: E731
         return as_split(raw["x"], raw["y"]), as_split(raw["x_test"], raw["y_test"])
 

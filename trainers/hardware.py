@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import statistics
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-# Metrics that measure time on a machine: they vary run to run and are left out of bit-for-bit comparisons.
-# measured times (not what a trial computed): a one-shot search's predicted latency comes from a measured op table
-TIMING_METRICS = ("epoch_time_s", "epoch_wall_s", "latency_ms", "measured_latency_ms", "predicted_latency_ms")
+# Metrics of how a run went on a machine, not of what it computed: they vary run to run and are left out of
+# bit-for-bit comparisons. Measured times (a one-shot search's predicted latency comes from a measured op table), and
+# how many trials shared a batched trial's vectorised epoch (search._tune._batching; its results do not depend on it).
+TIMING_METRICS = ("epoch_time_s", "epoch_wall_s", "latency_ms", "measured_latency_ms", "predicted_latency_ms",
+                  "batch_members")
 HARDWARE_METRICS = ("params", "macs", "latency_ms")
 
 
@@ -35,6 +38,32 @@ def pick_device(want_gpu: bool) -> str:
     import torch
 
     return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+_ON_DEVICE: dict[tuple[int, str], Any] = {}
+
+
+def device_tensor(array: Any, device: Any) -> torch.Tensor:
+    """``array`` (a numpy array of a data split) as a tensor on ``device``, copied there once per process: a worker
+    that trains many trials or epochs over one split (reused Ray actors, a batched worker) moves it to the GPU once,
+    not per trial or epoch. On the CPU it is a view of the array (no copy at all). The copy is dropped when the array
+    is.
+
+    >>> import numpy as np
+    >>> device_tensor(np.zeros(3, np.float32), "cpu").shape
+    torch.Size([3])
+    """
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cpu":
+        return torch.as_tensor(array)
+    key = (id(array), str(device))
+    tensor = _ON_DEVICE.get(key)
+    if tensor is None:
+        tensor = _ON_DEVICE[key] = torch.as_tensor(array).to(device)
+        weakref.finalize(array, _ON_DEVICE.pop, key, None)
+    return tensor
 
 
 def device_name(device: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any, Collection
 import optuna
 from optuna.trial import TrialState
 
-from search._optuna._optuna_internals import running_trial, set_system_attr
+from search._optuna._optuna_internals import StudyFileBackend, running_trial, set_system_attr
 from search.config import SearcherConfig
 from search.registry import SEARCHERS
 from spaces import Categorical, Constant, Float, Int, Space
@@ -113,10 +113,9 @@ def grid_size(space: Space) -> int:
 
 
 def journal_storage(path: Path) -> optuna.storages.BaseStorage:
-    """Durable study storage in one append-only file (survives a driver crash; no database needed)."""
-    from optuna.storages.journal import JournalFileBackend
-
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    """Durable study storage in one append-only file (survives a driver crash; no database needed; fsync-ed when a
+    trial ends, like the experiment's journal: ``StudyFileBackend``)."""
+    return optuna.storages.JournalStorage(StudyFileBackend(str(path)))
 
 
 def load_study(path: Path, name: str) -> optuna.Study:

@@ -75,6 +75,18 @@ def unplaceable(request: Mapping[str, float]) -> str | None:
     return f"each trial needs {asks}; {reason} ({len(nodes)} node{'s' if len(nodes) != 1 else ''})"
 
 
+def workers_that_fit(request: Mapping[str, float]) -> int:
+    """How many workers asking ``request`` each the live nodes of the cluster hold at once (at least 1: an
+    unplaceable request is refused before, by :func:`unplaceable`)."""
+    need = {name: amount for name, amount in request.items() if amount > 0}
+    total = 0
+    for node in ray.nodes():
+        if node.get("Alive"):
+            offers = node.get("Resources", {})
+            total += min((int(offers.get(name, 0) / amount + 1e-9) for name, amount in need.items()), default=0)
+    return max(1, total)
+
+
 def describe_cluster(started_here: bool) -> str:
     """One line on where trials will run: a private local instance or a cluster, with its resources."""
     resources = ray.cluster_resources()

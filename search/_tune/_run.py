@@ -7,9 +7,12 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import ray
 from ray import tune
 
 from search._optuna import AskTellStudy
+from search._tune._batching import SEAT_MEMORY, start_workers
+from search._tune._cluster import workers_that_fit
 from search._tune._events import EventBridge
 from search._tune._ray_internals import replace_restored_config, tune_stop_handler
 from search._tune._scheduling import ObservedScheduler, make_scheduler
@@ -35,17 +38,29 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
     stop gracefully — running trials stay open (not told to Optuna), resumable from their checkpoints — and this
     returns; ``signals.signum`` then says so. Returns the trial numbers Tune ran or knew of.
     """
-    settings = TrialSettings(cfg.trainer, cfg.deterministic, cfg.resources.threads, cfg.resources.gpus,
-                             cfg.constraints, cfg.faults, cfg.seed, secrets=tuple(sorted(known_secrets())))
+    resources = cfg.resources
+    limit, workers = cfg.budget.max_concurrent, ()
+    if resources.batched:  # K trials per worker process; the workers hold the resources (search._tune._batching)
+        count = workers_that_fit(resources.ray_request())
+        if limit is not None:
+            count = min(count, -(-limit // resources.trials_per_worker))
+        limit = min(limit or count * resources.trials_per_worker, count * resources.trials_per_worker)
+        workers = start_workers(count, resources.trials_per_worker, data, resources.ray_request(), resources.threads,
+                                cfg.deterministic)
+    settings = TrialSettings(cfg.trainer, cfg.deterministic, resources.threads, resources.gpus,
+                             cfg.constraints, cfg.faults, cfg.seed, secrets=tuple(sorted(known_secrets())),
+                             workers=tuple(workers), trials_per_worker=resources.trials_per_worker)
     trainable = tune.with_resources(
-        tune.with_parameters(trial_entry, data=data, settings=settings),
-        {"cpu": cfg.resources.cpus, "gpu": cfg.resources.gpus, **cfg.resources.custom},
+        # a batched trial's own process needs no data (its worker has it) and no CPU or GPU of its own
+        tune.with_parameters(trial_entry, data=None if workers else data, settings=settings),
+        {"cpu": 0, "memory": SEAT_MEMORY} if workers else
+        {"cpu": resources.cpus, "gpu": resources.gpus, **resources.custom},
     )
     # What the journal says of an interrupted experiment: trials that ended for good (a FAILED one is retried: Tune
     # resumes errored trials) and the values ASHA's rungs held.
     finished = frozenset(n for n, r in monitor.records.trials.items()
                          if r.state in ("COMPLETE", "PRUNED")) if restore else frozenset()
-    slots = TrialSlots(cfg.budget.max_concurrent)  # the one owner of the concurrency limit
+    slots = TrialSlots(limit)  # the one owner of the concurrency limit
     searcher = OptunaSearcher(study, cfg, monitor.events, trials, slots=slots, finished=finished)
     scheduler = ObservedScheduler(make_scheduler(cfg.scheduler), cfg, monitor.events,
                                   strict=cfg.reproducible.mode == "strict",
@@ -104,6 +119,8 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
         _TUNE_LOG.removeFilter(_HIDE_TUNE_RESUME_HINTS)
         searcher.close_open_trials(interrupted=signals.signum is not None)
         bridge.settle()
+        for worker in workers:
+            ray.kill(worker)
     return set(scheduler.trials) | scheduler.searching
 
 

@@ -19,6 +19,7 @@ from trainers import SearchData, TrialSpec, resolve_trainer, state_from_bytes, s
 from trainers.hardware import device_name, pick_device
 
 _CHECKPOINT_FILE = "state.pt"
+_EPOCH_FILE = "epoch"  # beside it: the epoch, readable without torch (a batched trial's thin client has none)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class TrialSettings:
     faults: tuple[FaultRule, ...] = ()
     experiment_seed: int = 0
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    # batched trials (resources.trials_per_worker > 1): the BatchWorker actors that train them, K seats each
+    workers: tuple[Any, ...] = field(default=(), repr=False)
+    trials_per_worker: int = 1
 
 
 class _Infeasible(Exception):
@@ -57,7 +61,8 @@ class _TuneReporter:
         self._created = time.perf_counter()
         self._last: float | None = None  # when the previous report of this attempt returned
 
-    def report(self, epoch: int, metrics: Mapping[str, float], state: Mapping[str, Any] | None = None) -> None:
+    def report(self, epoch: int, metrics: Mapping[str, float], state: Mapping[str, Any] | bytes | None = None) -> None:
+        """One epoch's metrics, and the state to resume from (or its checkpoint bytes, as a batched worker sends)."""
         arrived = time.perf_counter()
         if self._last is None:
             # An attempt's first epoch is timed from the epoch's start (the recipe measures it), not from the
@@ -76,19 +81,31 @@ class _TuneReporter:
         if state is None:
             tune.report(result)
         else:
+            checkpoint = state if isinstance(state, bytes) else state_to_bytes({"epoch": epoch, "state": state})
             with tempfile.TemporaryDirectory(prefix="hypernas-ckpt-") as folder:
-                Path(folder, _CHECKPOINT_FILE).write_bytes(state_to_bytes({"epoch": epoch, "state": state}))
+                Path(folder, _CHECKPOINT_FILE).write_bytes(checkpoint)
+                Path(folder, _EPOCH_FILE).write_text(str(epoch))
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
         if self.constraints and violations(self.constraints, metrics):
             raise _Infeasible()  # no point training a model that can never be selected
 
     def restore(self) -> tuple[int, Mapping[str, Any]] | None:
+        saved = self.restore_bytes()
+        if saved is None:
+            return None
+        decoded = state_from_bytes(saved[1])
+        return decoded["epoch"], decoded["state"]
+
+    def restore_bytes(self) -> tuple[int, bytes] | None:
+        """The last checkpoint as saved: its epoch and the bytes of ``{"epoch", "state"}`` (no torch needed)."""
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             return None
         with checkpoint.as_directory() as folder:
-            saved = state_from_bytes(Path(folder, _CHECKPOINT_FILE).read_bytes())
-        return saved["epoch"], saved["state"]
+            data = Path(folder, _CHECKPOINT_FILE).read_bytes()
+            epoch_file = Path(folder, _EPOCH_FILE)
+            epoch = int(epoch_file.read_text()) if epoch_file.is_file() else state_from_bytes(data)["epoch"]
+        return epoch, data
 
 
 def trial_entry(config: dict[str, Any], *, data: SearchData, settings: TrialSettings) -> None:
@@ -110,7 +127,8 @@ def trial_entry(config: dict[str, Any], *, data: SearchData, settings: TrialSett
 
 
 def _train(config: dict[str, Any], data: SearchData, settings: TrialSettings) -> None:
-    device = pick_device(settings.gpus > 0)
+    # a batched trial's own process trains nothing (its worker has the device): it needs no torch
+    device = "cpu" if settings.workers else pick_device(settings.gpus > 0)
     spec = TrialSpec(
         params={k: v for k, v in config["params"].items() if k != "epochs"},
         data=data,
@@ -126,9 +144,59 @@ def _train(config: dict[str, Any], data: SearchData, settings: TrialSettings) ->
                                  _node_resources) if settings.faults else None
     # constraints bound the models a search selects from; a one-shot supernet search is not one of them
     constraints = () if config.get("phase") == SEARCH_PHASE else settings.constraints
-    reporter = _TuneReporter(spec.epochs, device_name(device), attempt, constraints, faults)
     # a one-shot experiment's supernet searches run the one-shot trainer (config.ExperimentConfig.trainer_for)
-    resolve_trainer(config.get("trainer") or settings.trainer).train(spec, reporter)
+    trainer = config.get("trainer") or settings.trainer
+    if settings.workers:
+        reporter = _TuneReporter(spec.epochs, "", attempt, constraints, faults)  # the worker says which device
+        _train_batched(trainer, spec, reporter, settings)
+        return
+    reporter = _TuneReporter(spec.epochs, device_name(device), attempt, constraints, faults)
+    resolve_trainer(trainer).train(spec, reporter)
+
+
+def _train_batched(recipe: str, spec: TrialSpec, reporter: _TuneReporter, settings: TrialSettings) -> None:
+    """A batched trial's thin client (``search._tune._batching``): each epoch is trained by a BatchWorker, in a round
+    with the other trials seated there; this reports it and keeps its checkpoint, like any trial."""
+    worker = _choose_worker(settings.workers, settings.trials_per_worker, recipe, spec.params)
+    key = f"{spec.trial_number}/{reporter.attempt}"
+    epoch, checkpoint = reporter.restore_bytes() or (0, None)
+    try:
+        for epoch in range(epoch + 1, spec.epochs + 1):
+            metrics, checkpoint, reporter.device = ray.get(worker.epoch.remote(
+                key, recipe, dict(spec.params), spec.epochs, spec.seed, spec.trial_number, epoch, checkpoint))
+            reporter.report(epoch, metrics, checkpoint)
+    finally:  # finished, stopped (Tune ends a stopped trial with SystemExit in report), failed: the seat is free
+        worker.leave.remote(key)
+
+
+_ASK_WORKERS_S = 30.0
+
+
+def _choose_worker(workers: tuple[Any, ...], capacity: int, recipe: str, params: Mapping[str, Any]) -> Any:
+    """Where a trial sits: a worker with room where trials of its shape already sit (they train as one model), else
+    the emptiest. Workers that do not answer (lost with their node, restarting) are passed over."""
+    from ray.exceptions import RayError
+
+    from trainers.batched import shape_key
+
+    shape = shape_key(recipe, params) or ""
+    asked = [worker.seats.remote() for worker in workers]
+    ready, _ = ray.wait(asked, num_returns=len(asked), timeout=_ASK_WORKERS_S)
+    best, best_score = None, None
+    for worker, ref in zip(workers, asked):
+        if ref not in ready:
+            continue
+        try:
+            seats = ray.get(ref)
+        except RayError:
+            continue
+        seated = sum(seats.values())
+        score = (seated < capacity, seated < capacity and seats.get(shape, 0) > 0, -seated)
+        if best_score is None or score > best_score:
+            best, best_score = worker, score
+    if best is None:
+        raise RuntimeError(f"none of the {len(workers)} batched workers answered within {_ASK_WORKERS_S:g} s")
+    return best
 
 
 def _node_resources() -> set[str]:

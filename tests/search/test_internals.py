@@ -296,3 +296,29 @@ def test_distribution_contains_on_real_distributions():
     assert contains(CategoricalDistribution(["adamw", "sgd"]), "sgd")
     assert not contains(CategoricalDistribution(["adamw", "sgd"]), "adam")
     assert not contains(FloatDistribution(0.0, 1.0), "high")  # not a number at all
+
+
+def test_study_file_fsyncs_only_what_ends_a_trial_and_loses_nothing_it_wrote(tmp_path, monkeypatch):
+    """Optuna's journal file, written through ``StudyFileBackend``: every log lands in the file (a reload sees each
+    intermediate value and parameter), but only study changes and trial ends are fsync-ed."""
+    import os
+
+    from search._optuna import journal_storage
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    path = tmp_path / "study.journal"
+    study = optuna.create_study(study_name="s", storage=journal_storage(path),
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    created = len(synced)
+    assert created >= 1  # the study itself is durable
+    trial = study.ask({"x": FloatDistribution(0, 1), "y": IntDistribution(0, 9)})
+    for step in range(5):
+        trial.report(float(step), step)
+    assert len(synced) == created, "asking, parameters and intermediate values are written, not fsync-ed"
+    study.tell(trial, 0.5)
+    assert len(synced) == created + 1, "a trial's end is fsync-ed"
+    again = optuna.load_study(study_name="s", storage=journal_storage(path)).trials[0]
+    assert again.state == TrialState.COMPLETE and again.intermediate_values == {s: float(s) for s in range(5)}
+    assert set(again.params) == {"x", "y"}

@@ -58,3 +58,26 @@ def test_parent_and_nested_children_with_batched_metrics(tmp_path):
     assert failed_artifacts == ["traceback.txt"]
     # 24 metric values, 2 params and the tags of 2 trials went out in a handful of batches, not one call each
     assert calls["log_batch"] <= 10
+
+
+def test_a_new_sqlite_store_starts_from_a_copy_of_an_empty_one_that_mlflow_made(tmp_path, monkeypatch):
+    """The copy is what MLflow makes: a working store, its ``Default`` experiment where MLflow would put it."""
+    from search._mlflow import client_for
+
+    monkeypatch.setenv("HYPERNAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    first = client_for(f"sqlite:///{tmp_path / 'one.db'}")  # builds the cached empty store, then copies it
+    templates = list((tmp_path / "cache").glob("mlflow-*-empty.sqlite"))
+    assert len(templates) == 1
+    second = client_for(f"sqlite:///{tmp_path / 'two.db'}")
+    for client in (first, second):
+        default = client.get_experiment("0")
+        assert default.name == "Default"
+        assert default.artifact_location == str(tmp_path / "mlruns" / "0")
+        experiment = client.create_experiment("e")
+        run = client.create_run(experiment)
+        client.log_metric(run.info.run_id, "m", 1.5)
+        assert client.get_run(run.info.run_id).data.metrics == {"m": 1.5}
+    assert first.get_experiment_by_name("e").experiment_id == second.get_experiment_by_name("e").experiment_id
+    again = client_for(f"sqlite:///{tmp_path / 'one.db'}")  # an existing store is opened, never replaced
+    assert again.get_experiment_by_name("e") is not None

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainers.data import Split
-from trainers.hardware import hardware_profile
+from trainers.hardware import device_tensor, hardware_profile
 from trainers.reporting import Reporter
 from trainers.spec import TrialSpec
 
@@ -36,11 +36,11 @@ class TorchClassifier:
     def evaluate(self, split: Split) -> dict[str, float]:
         self.model.eval()
         total_loss, correct = 0.0, 0
-        x_all = torch.as_tensor(split.x)
-        y_all = torch.as_tensor(split.y)
+        x_all = device_tensor(split.x, self.device)  # on the GPU once per worker process, not per epoch
+        y_all = device_tensor(split.y, self.device)
         for start in range(0, len(split), _EVAL_BATCH):
-            x = x_all[start:start + _EVAL_BATCH].to(self.device)
-            y = y_all[start:start + _EVAL_BATCH].to(self.device)
+            x = x_all[start:start + _EVAL_BATCH]
+            y = y_all[start:start + _EVAL_BATCH]
             logits = self.model(x)
             total_loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
@@ -87,8 +87,8 @@ def fit_classifier(spec: TrialSpec, reporter: Reporter, model: nn.Module, hp: Ma
     device = torch.device(spec.device)
     model.to(device)
     train = spec.data.train
-    x_train = torch.as_tensor(train.x).to(device)
-    y_train = torch.as_tensor(train.y).to(device)
+    x_train = device_tensor(train.x, device)
+    y_train = device_tensor(train.y, device)
     batch_size = min(hp["batch_size"], len(train))
     steps_per_epoch = math.ceil(len(train) / batch_size)
     optimizer = _optimizer(model, hp)
