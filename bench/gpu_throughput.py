@@ -89,6 +89,7 @@ class UtilSampler:
     """Mean GPU utilisation (%, over all GPUs) sampled every ``period`` s in a background thread while in ``with``."""
 
     def __init__(self, gpus: int, period: float = 0.5) -> None:
+        self._gpus = gpus
         self._read = _utilisation_reader(gpus) if gpus else None
         self._period = period
         self._samples: list[float] = []
@@ -111,16 +112,12 @@ class UtilSampler:
 
     def mean(self) -> str:
         if self._read is None:
-            return UTIL_NOTE or "n/a (cpu)"
+            return "n/a (no NVML)" if self._gpus else "n/a (cpu)"
         return f"{statistics.fmean(self._samples):.0f}" if self._samples else "n/a (run < 0.5 s)"
-
-
-UTIL_NOTE = ""  # why there is no utilisation, when there is a GPU
 
 
 def _utilisation_reader(gpus: int) -> Callable[[], float] | None:
     """NVML through ``pynvml`` (nvidia-ml-py), else ``torch.cuda.utilization`` (which needs it too), else None."""
-    global UTIL_NOTE
     try:
         import pynvml
 
@@ -135,7 +132,6 @@ def _utilisation_reader(gpus: int) -> Callable[[], float] | None:
         torch.cuda.utilization(0)
         return lambda: statistics.fmean(torch.cuda.utilization(i) for i in range(gpus))
     except Exception:  # noqa: BLE001
-        UTIL_NOTE = "n/a (no NVML)"
         return None
 
 
