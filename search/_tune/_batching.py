@@ -8,8 +8,9 @@ The worker holds the experiment's per-worker resources (``resources.cpus/gpus/cu
 device once, not per trial or epoch). It trains one *round* at a time: every member waiting for an epoch, each at
 its own epoch index, grouped by shape (members of different shapes are never vectorised together).
 
-When does a round start? When every seated member is waiting, or ``capacity`` are, or :data:`GATHER_S` after the
-first request of the round — so a member that is slow to come back (its report is still with the driver, it hangs,
+When does a round start? When every seated member is waiting (none of them new: trials start together, and the
+first to arrive should not train alone), or ``capacity`` are, or :data:`GATHER_S` after the first request of the
+round — so a member that is slow to come back (its report is still with the driver, it hangs,
 its process died) delays the others by at most that window, never holds them. A member's results do not depend on
 which companions share its round (``trainers.batched``: bit for bit on CPU), so when rounds start changes how much is
 vectorised, never what a trial computes. A member leaves when its trial ends for any reason (finished, stopped by
@@ -31,6 +32,7 @@ from trainers import SearchData
 GATHER_S = 0.2  # the longest a round waits for seated members that have not asked yet
 STALE_ROUNDS = 3  # rounds a seated member may miss before its seat is given up
 SEAT_MEMORY = 16 * 2**20  # what a batched trial's own Tune actor reserves (Ray needs a non-empty request)
+_RESTARTS = 3  # times Ray restarts a worker that died (a lost node); an in-flight epoch fails, Tune retries it
 
 
 @dataclass
@@ -50,6 +52,7 @@ class _Request:
     spec: Any
     epoch: int
     state: Any
+    new: bool  # the member's first request here: trials start together, so others may be about to join
     done: threading.Event = field(default_factory=threading.Event)
     outcome: Any = None
 
@@ -106,7 +109,8 @@ class BatchWorker:
 
         with self._lock:
             seat = self._seats.get(key)
-            if seat is None or seat.spec.params != params or seat.spec.epochs != epochs:
+            new = seat is None or seat.spec.params != params or seat.spec.epochs != epochs
+            if new:
                 seat = self._seats[key] = _Seat(recipe, TrialSpec(
                     params=dict(params), data=self._data, epochs=epochs, seed=seed, device=self._device,
                     threads=self._threads, deterministic=self._deterministic, trial_number=trial_number))
@@ -120,7 +124,7 @@ class BatchWorker:
                     raise ValueError(f"{key}: checkpoint of epoch {saved['epoch']} for epoch {epoch}")
                 state = saved["state"]
             seat.missed = 0
-            request = _Request(key, recipe, seat.spec, epoch, state)
+            request = _Request(key, recipe, seat.spec, epoch, state, new)
             if not self._waiting:
                 self._first_wait = time.monotonic()
             self._waiting.append(request)
@@ -146,7 +150,8 @@ class BatchWorker:
         if self._running or not self._waiting:
             return []
         waiting = {r.key for r in self._waiting}
-        everyone = all(key in waiting for key in self._seats)
+        # every seated member asked — unless one just joined: then the others starting with it get the window
+        everyone = all(key in waiting for key in self._seats) and not any(r.new for r in self._waiting)
         if not (everyone or len(waiting) >= self._capacity or time.monotonic() >= self._first_wait + GATHER_S):
             return []
         for key, seat in list(self._seats.items()):
@@ -160,25 +165,27 @@ class BatchWorker:
     def _run_round(self, batch: list[_Request]) -> None:
         from trainers.batched import Member, shape_key
 
+        finished: list[tuple[_Request, Any]] = []
         try:
             outcomes = self._trainer.train_epoch(
                 [Member(r.key, r.recipe, r.spec, r.epoch, r.state) for r in batch])
-        except BaseException as err:  # noqa: BLE001 - every member of the round gets the error
-            outcomes = [err] * len(batch)
-        # how many trials each member's epoch was vectorised with (trainers.batched groups a round by shape)
-        shapes = [shape_key(r.recipe, r.spec.params) for r in batch]
-        finished = [(request, self._encode(request, outcome, shapes.count(shape)))
-                    for request, outcome, shape in zip(batch, outcomes, shapes)]
-        with self._lock:
-            for request, outcome in finished:
-                request.outcome = outcome
-                request.done.set()
-            self.rounds += 1
-            self.members_trained += len(batch)
-            self._running = False
-            if self._waiting:
-                self._first_wait = time.monotonic()
-            self._lock.notify_all()
+            # how many trials each member's epoch was vectorised with (trainers.batched groups a round by shape)
+            shapes = [shape_key(r.recipe, r.spec.params) for r in batch]
+            finished = [(request, self._encode(request, outcome, shapes.count(shape)))
+                        for request, outcome, shape in zip(batch, outcomes, shapes)]
+        except BaseException as err:  # noqa: BLE001 - every member of the round gets the error, none waits forever
+            finished = [(request, err) for request in batch]
+        finally:
+            with self._lock:
+                for request, outcome in finished:
+                    request.outcome = outcome
+                    request.done.set()
+                self.rounds += 1
+                self.members_trained += len(batch)
+                self._running = False
+                if self._waiting:
+                    self._first_wait = time.monotonic()
+                self._lock.notify_all()
 
     def _encode(self, request: _Request, outcome: Any, members: int) -> Any:
         from trainers import state_to_bytes
@@ -206,6 +213,8 @@ def start_workers(count: int, capacity: int, data: SearchData, resources: Mappin
     custom = {k: v for k, v in resources.items() if k not in ("CPU", "GPU") and v}
     actor = ray.remote(BatchWorker).options(
         num_cpus=resources.get("CPU", 1), num_gpus=gpus, resources=custom or None,
-        max_concurrency=capacity + 8)  # a thread per member's request, plus seats()/leave()
+        max_concurrency=capacity + 8,  # a thread per member's request, plus seats()/leave()
+        # lost with its node: started again where resources allow; its members resend their checkpoints
+        max_restarts=_RESTARTS)
     data_ref = ray.put(data)
     return [actor.remote(data_ref, capacity, gpus > 0, threads, deterministic) for _ in range(count)]
