@@ -16,6 +16,7 @@ import os
 import queue
 import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -110,7 +111,9 @@ def _new_sqlite_store(uri: str) -> None:
                            lambda path: MlflowClient(tracking_uri=f"{_SQLITE}{path}").search_experiments(max_results=1))
     if template is None:
         return
-    staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(handle)
+    staged = Path(name)  # a name of its own: threads or processes creating the same store never share it
     try:
         shutil.copyfile(template, staged)
         now = int(time.time() * 1000)

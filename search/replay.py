@@ -141,6 +141,9 @@ def _replay(cfg: ExperimentConfig, source: str, trial: int, params: dict[str, An
     reporter = _StoppingReporter(epochs_run)
     try:
         if cfg.resources.batched:  # trained in a vectorised batch: replayed through the same path, on its own
+            if on_gpu:
+                result.notes.append("a batched trial's results are independent of its companions bit for bit on the "
+                                    "CPU only: on a GPU, replayed alone, its curve may differ in the last bits")
             from trainers.batched import train_alone
 
             train_alone(cfg.trainer)(spec, reporter)

@@ -332,22 +332,31 @@ class BatchTrainer:
             return run
         return _Run(member)
 
-    def train_epoch(self, members: Sequence[Member]) -> list[tuple[dict[str, float], dict] | FloatingPointError]:
+    def train_epoch(self, members: Sequence[Member]) -> list[tuple[dict[str, float], dict] | Exception]:
         """See :func:`train_epoch`."""
         if len({m.key for m in members}) != len(members):
             raise ValueError("member keys must be unique")
         for member in members:
             if shape_key(member.recipe, member.spec.params) is None:
                 raise ValueError(f"{member.key}: recipe {member.recipe!r} with these params cannot train batched")
-        runs = [self._run_for(m) for m in members]
+        results: list = [None] * len(members)
+        runs: list = [None] * len(members)
         groups: dict[tuple, list[int]] = {}
         for i, member in enumerate(members):
+            try:  # a member that cannot be built (e.g. a state it cannot load) fails alone
+                runs[i] = self._run_for(member)
+            except Exception as err:  # noqa: BLE001 - its outcome, not its companions'
+                results[i] = err
+                continue
             groups.setdefault(_group_key(member), []).append(i)
-        results: list = [None] * len(members)
         for indices in groups.values():
-            for i, outcome in zip(indices, _train_group([runs[i] for i in indices])):
+            try:
+                outcomes = _train_group([runs[i] for i in indices])
+            except Exception as err:  # noqa: BLE001 - a group that fails (out of memory, say) fails its members only
+                outcomes = [err] * len(indices)
+            for i, outcome in zip(indices, outcomes):
                 results[i] = outcome
-        self._runs = {m.key: r for m, r in zip(members, runs)} if self.cache else {}
+        self._runs = {m.key: r for m, r in zip(members, runs) if r is not None} if self.cache else {}
         return results
 
 
@@ -359,7 +368,9 @@ def train_epoch(members: Sequence[Member]) -> list[tuple[dict[str, float], dict]
     (``train_loss``, ``val_loss``/``val_accuracy`` while a validation split exists, ``epoch_time_s`` -- the wall
     time of the member's whole batch --, the hardware profile) and a state in ``fit_classifier``'s layout that a
     solo run (or a later call) resumes from. A member whose training loss is not finite gets, in place of its
-    tuple, the ``FloatingPointError`` the solo run would raise, so its companions' epoch is not lost.
+    tuple, the ``FloatingPointError`` the solo run would raise, so its companions' epoch is not lost; a member that
+    cannot be built gets its error, and a group whose epoch fails gives each of its members the error — members of
+    other groups train on.
     """
     return BatchTrainer(cache=False).train_epoch(members)
 

@@ -27,11 +27,16 @@ log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
-    """The cache folder (not created here)."""
+    """The cache folder (not created here). Without a home folder (a container's arbitrary user), one in the
+    system's temporary folder."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "hypernas"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "hypernas"
+    try:
+        return Path.home() / ".cache" / "hypernas"
+    except RuntimeError:  # no HOME and no passwd entry
+        return Path(tempfile.gettempdir()) / f"hypernas-cache-{os.getuid()}"
 
 
 def cached_file(name: str, build: Callable[[Path], None]) -> Path | None:
@@ -45,6 +50,8 @@ def cached_file(name: str, build: Callable[[Path], None]) -> Path | None:
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{name}.") as folder:
             built = Path(folder) / name
             build(built)
+            with open(built, "rb") as done:  # whole on disk before it is visible under its name
+                os.fsync(done.fileno())
             os.replace(built, path)
     except OSError as err:
         log.debug("cache entry %s not written: %s", path, err)
@@ -71,7 +78,7 @@ def cached_arrays(name: str, build: Callable[[], dict[str, np.ndarray]]) -> dict
                 arrays = {key: saved[key] for key in saved.files if key != "sha256"}
                 if str(saved["sha256"]) == _digest(arrays):
                     return arrays
-        except (OSError, ValueError, KeyError) as err:
+        except Exception as err:  # noqa: BLE001 - a bad zip, a truncated file, a missing digest: all rebuilt
             log.debug("cache entry %s unreadable (%s): rebuilt", path, err)
     arrays = build()
 

@@ -20,6 +20,7 @@ without leaving is dropped after it missed :data:`STALE_ROUNDS` rounds, and take
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from trainers import SearchData
 GATHER_S = 0.2  # the longest a round waits for seated members that have not asked yet
 STALE_ROUNDS = 3  # rounds a seated member may miss before its seat is given up
 SEAT_MEMORY = 16 * 2**20  # what a batched trial's own Tune actor reserves (Ray needs a non-empty request)
+START_S = 120.0  # the longest start_workers waits for a worker to start (imports, CUDA); it goes on with those up
 _RESTARTS = 3  # times Ray restarts a worker that died (a lost node); an in-flight epoch fails, Tune retries it
 
 
@@ -74,6 +76,9 @@ class BatchWorker:
         self._trainer = BatchTrainer()
         self._lock = threading.Condition()
         self._seats: dict[str, _Seat] = {}
+        self._reserved: dict[str, str] = {}  # seats taken by sit() whose member has not asked yet: key -> shape
+        # where its members train (their records say this node, not their thin trials'); outside Ray (tests): none
+        self._node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
         self._waiting: list[_Request] = []
         self._first_wait = 0.0
         self._running = False
@@ -81,15 +86,30 @@ class BatchWorker:
         self.members_trained = 0
 
     def seats(self) -> dict[str, int]:
-        """Seated members per shape key (where the next trial of a shape should sit)."""
+        """Seated (or reserved) members per shape key (where the next trial of a shape should sit)."""
+        with self._lock:
+            return self._counts()
+
+    def _counts(self) -> dict[str, int]:
         from trainers.batched import shape_key
 
+        counts: dict[str, int] = {}
+        shapes = [shape_key(seat.recipe, seat.spec.params) or "" for key, seat in self._seats.items()
+                  if key not in self._reserved]
+        for shape in shapes + list(self._reserved.values()):
+            counts[shape] = counts.get(shape, 0) + 1
+        return counts
+
+    def sit(self, key: str, shape: str, force: bool = False) -> bool:
+        """Take a seat for member ``key`` if one is free (or anyway, with ``force``): reserved at once, so trials
+        choosing a worker at the same moment do not all sit at the same one."""
         with self._lock:
-            counts: dict[str, int] = {}
-            for seat in self._seats.values():
-                key = shape_key(seat.recipe, seat.spec.params) or ""
-                counts[key] = counts.get(key, 0) + 1
-            return counts
+            if key in self._seats or key in self._reserved:
+                return True
+            if not force and sum(self._counts().values()) >= self._capacity:
+                return False
+            self._reserved[key] = shape
+            return True
 
     def stats(self) -> dict[str, float]:
         with self._lock:
@@ -98,16 +118,18 @@ class BatchWorker:
     def leave(self, key: str) -> None:
         with self._lock:
             self._seats.pop(key, None)
+            self._reserved.pop(key, None)
             self._lock.notify_all()  # a round waiting for this member can start
 
     def epoch(self, key: str, recipe: str, params: Mapping[str, Any], epochs: int, seed: int, trial_number: int,
-              epoch: int, checkpoint: bytes | None) -> tuple[dict[str, float], bytes, str]:
+              epoch: int, checkpoint: bytes | None) -> tuple[dict[str, float], bytes, str, str]:
         """Train member ``key`` for ``epoch`` (from ``checkpoint``, the bytes of epoch - 1's state, or ``None`` at
-        epoch 1) in the next round; returns its metrics, its new checkpoint bytes and the device's name, or raises
-        its error."""
+        epoch 1) in the next round; returns its metrics, its new checkpoint bytes, the device's name and the node's id
+        (where it trained), or raises its error."""
         from trainers import TrialSpec, state_from_bytes
 
         with self._lock:
+            self._reserved.pop(key, None)
             seat = self._seats.get(key)
             new = seat is None or seat.spec.params != params or seat.spec.epochs != epochs
             if new:
@@ -197,12 +219,12 @@ class BatchWorker:
         seat = self._seats.get(request.key)
         if seat is not None and seat.spec is request.spec:
             seat.epoch, seat.checkpoint, seat.state = request.epoch, checkpoint, state
-        return {**metrics, "batch_members": float(members)}, checkpoint, self._device_name
+        return {**metrics, "batch_members": float(members)}, checkpoint, self._device_name, self._node_id
 
     @staticmethod
-    def _result(request: _Request) -> tuple[dict[str, float], bytes, str]:
+    def _result(request: _Request) -> tuple[dict[str, float], bytes, str, str]:
         if isinstance(request.outcome, BaseException):
-            raise request.outcome
+            raise copy.copy(request.outcome)  # each member's thread raises its own copy (its own traceback)
         return request.outcome
 
 
@@ -217,4 +239,15 @@ def start_workers(count: int, capacity: int, data: SearchData, resources: Mappin
         # lost with its node: started again where resources allow; its members resend their checkpoints
         max_restarts=_RESTARTS)
     data_ref = ray.put(data)
-    return [actor.remote(data_ref, capacity, gpus > 0, threads, deterministic) for _ in range(count)]
+    workers = [actor.remote(data_ref, capacity, gpus > 0, threads, deterministic) for _ in range(count)]
+    # a worker the cluster cannot start now (its resources are held by others) would make every trial wait for it
+    started = [worker.stats.remote() for worker in workers]
+    ready, _ = ray.wait(started, num_returns=len(started), timeout=START_S)
+    live = [worker for worker, ref in zip(workers, started) if ref in ready]
+    for worker, ref in zip(workers, started):
+        if ref not in ready:
+            ray.kill(worker)
+    if not live:
+        raise RuntimeError(f"none of {count} batched workers asking {dict(resources)} started within {START_S:g} s: "
+                           "the cluster's resources are held by others")
+    return live

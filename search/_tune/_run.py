@@ -47,9 +47,21 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
         limit = min(limit or count * resources.trials_per_worker, count * resources.trials_per_worker)
         workers = start_workers(count, resources.trials_per_worker, data, resources.ray_request(), resources.threads,
                                 cfg.deterministic)
+        limit = min(limit, len(workers) * resources.trials_per_worker)  # the workers that did start
+    try:
+        return _run_tune(cfg, study, data, storage, monitor, trials, restore, signals, limit, tuple(workers))
+    finally:
+        for worker in workers:
+            ray.kill(worker)
+
+
+def _run_tune(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, storage: Path, monitor: Any,
+              trials: int, restore: bool, signals: SignalGuard | None, limit: int | None,
+              workers: tuple[Any, ...]) -> set[int]:
+    resources = cfg.resources
     settings = TrialSettings(cfg.trainer, cfg.deterministic, resources.threads, resources.gpus,
                              cfg.constraints, cfg.faults, cfg.seed, secrets=tuple(sorted(known_secrets())),
-                             workers=tuple(workers), trials_per_worker=resources.trials_per_worker)
+                             workers=workers, trials_per_worker=resources.trials_per_worker)
     trainable = tune.with_resources(
         # a batched trial's own process needs no data (its worker has it) and no CPU or GPU of its own
         tune.with_parameters(trial_entry, data=None if workers else data, settings=settings),
@@ -119,8 +131,6 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
         _TUNE_LOG.removeFilter(_HIDE_TUNE_RESUME_HINTS)
         searcher.close_open_trials(interrupted=signals.signum is not None)
         bridge.settle()
-        for worker in workers:
-            ray.kill(worker)
     return set(scheduler.trials) | scheduler.searching
 
 

@@ -157,12 +157,12 @@ def _train(config: dict[str, Any], data: SearchData, settings: TrialSettings) ->
 def _train_batched(recipe: str, spec: TrialSpec, reporter: _TuneReporter, settings: TrialSettings) -> None:
     """A batched trial's thin client (``search._tune._batching``): each epoch is trained by a BatchWorker, in a round
     with the other trials seated there; this reports it and keeps its checkpoint, like any trial."""
-    worker = _choose_worker(settings.workers, settings.trials_per_worker, recipe, spec.params)
     key = f"{spec.trial_number}/{reporter.attempt}"
+    worker = _choose_worker(settings.workers, settings.trials_per_worker, recipe, spec.params, key)
     epoch, checkpoint = reporter.restore_bytes() or (0, None)
     try:
         for epoch in range(epoch + 1, spec.epochs + 1):
-            metrics, checkpoint, reporter.device = ray.get(worker.epoch.remote(
+            metrics, checkpoint, reporter.device, reporter.node_id = ray.get(worker.epoch.remote(
                 key, recipe, dict(spec.params), spec.epochs, spec.seed, spec.trial_number, epoch, checkpoint))
             reporter.report(epoch, metrics, checkpoint)
     finally:  # finished, stopped (Tune ends a stopped trial with SystemExit in report), failed: the seat is free
@@ -172,7 +172,7 @@ def _train_batched(recipe: str, spec: TrialSpec, reporter: _TuneReporter, settin
 _ASK_WORKERS_S = 30.0
 
 
-def _choose_worker(workers: tuple[Any, ...], capacity: int, recipe: str, params: Mapping[str, Any]) -> Any:
+def _choose_worker(workers: tuple[Any, ...], capacity: int, recipe: str, params: Mapping[str, Any], key: str) -> Any:
     """Where a trial sits: a worker with room where trials of its shape already sit (they train as one model), else
     the emptiest. Workers that do not answer (lost with their node, restarting) are passed over."""
     from ray.exceptions import RayError
@@ -182,8 +182,8 @@ def _choose_worker(workers: tuple[Any, ...], capacity: int, recipe: str, params:
     shape = shape_key(recipe, params) or ""
     asked = [worker.seats.remote() for worker in workers]
     ready, _ = ray.wait(asked, num_returns=len(asked), timeout=_ASK_WORKERS_S)
-    best, best_score = None, None
-    for worker, ref in zip(workers, asked):
+    ranked = []
+    for index, (worker, ref) in enumerate(zip(workers, asked)):
         if ref not in ready:
             continue
         try:
@@ -191,12 +191,17 @@ def _choose_worker(workers: tuple[Any, ...], capacity: int, recipe: str, params:
         except RayError:
             continue
         seated = sum(seats.values())
-        score = (seated < capacity, seated < capacity and seats.get(shape, 0) > 0, -seated)
-        if best_score is None or score > best_score:
-            best, best_score = worker, score
-    if best is None:
-        raise RuntimeError(f"none of the {len(workers)} batched workers answered within {_ASK_WORKERS_S:g} s")
-    return best
+        # room first, then where its shape sits, then the emptiest; ties spread by the key, not the list order
+        ranked.append(((seated < capacity, seats.get(shape, 0) > 0, -seated, hash((key, index)) % 997), worker))
+    ranked.sort(key=lambda item: item[0], reverse=True)
+    for force in (False, True):  # a seat is reserved atomically; all full (a leave not yet arrived): sit anyway
+        for _, worker in ranked:
+            try:
+                if ray.get(worker.sit.remote(key, shape, force), timeout=_ASK_WORKERS_S):
+                    return worker
+            except RayError:
+                continue
+    raise RuntimeError(f"none of the {len(workers)} batched workers answered within {_ASK_WORKERS_S:g} s")
 
 
 def _node_resources() -> set[str]:

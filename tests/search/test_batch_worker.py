@@ -88,3 +88,14 @@ def test_a_failing_round_fails_its_members_and_the_worker_goes_on(data, monkeypa
     thread, out = ask(worker, "b", 1)  # the next round runs: nothing was left holding the worker
     finish(thread)
     assert out["b"][0]["batch_members"] == 1.0
+
+
+def test_seats_are_reserved_atomically_up_to_capacity(data):
+    worker = BatchWorker(data, capacity=2, want_gpu=False, threads=1, deterministic=True)
+    assert worker.sit("a", "s1") and worker.sit("b", "s2")
+    assert worker.seats() == {"s1": 1, "s2": 1}
+    assert not worker.sit("c", "s1"), "a full worker refuses the next trial (it tries another)"
+    assert worker.sit("c", "s1", force=True) and worker.seats() == {"s1": 2, "s2": 1}  # every worker full: sits
+    worker.leave("c")
+    worker.leave("b")
+    assert worker.seats() == {"s1": 1} and worker.sit("d", "s1")

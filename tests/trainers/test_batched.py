@@ -134,12 +134,14 @@ def test_resuming_from_a_returned_state_continues_bit_for_bit(shape, data):
         assert same(resumed, straight[key][1:2])
 
 
-def test_epoch_and_state_must_agree(data):
+def test_epoch_and_state_must_agree_and_a_member_that_cannot_be_built_fails_alone(data):
     spec = TrialSpec(SHAPES["mlp-none"][1], data, 2, 0)
-    with pytest.raises(ValueError, match="needs the state of epoch 1"):
-        train_epoch([Member("a", "mlp", spec, 2, None)])
-    with pytest.raises(ValueError, match="outside 1..2"):
-        train_epoch([Member("a", "mlp", spec, 3, {})])
+    (outcome,) = train_epoch([Member("a", "mlp", spec, 2, None)])
+    assert isinstance(outcome, ValueError) and "needs the state of epoch 1" in str(outcome)
+    bad, good = train_epoch([Member("a", "mlp", spec, 3, {}), Member("b", "mlp", spec, 1, None)])
+    assert isinstance(bad, ValueError) and "outside 1..2" in str(bad)
+    alone = train_epoch([Member("b", "mlp", spec, 1, None)])
+    assert same([good], alone)  # its companion's failure changed nothing for it
     with pytest.raises(ValueError, match="cannot train batched"):
         train_epoch([Member("a", "nas", spec, 1, None)])
 
