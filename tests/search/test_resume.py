@@ -45,17 +45,20 @@ def _ended_and_mid_way(entries: list[dict]) -> bool:
 
 
 # async: Ray's ASHA (the default); ordered: trials parked undecided at a rung when the driver dies must be decided
-# again on resume (rungs rebuilt from the decision log), and none may resume undecided
-@pytest.mark.parametrize("promotion", ["async", "ordered"])
+# again on resume (rungs rebuilt from the decision log), and none may resume undecided; batched: trials sharing
+# workers (resources.trials_per_worker) resume from their own checkpoints on the new driver's new workers
+@pytest.mark.parametrize("promotion", ["async", "ordered", "batched"])
 def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path, promotion):
     # Trials 0-2 run through; the later ones report epoch 1 (a checkpoint to resume from) and are held before
     # epoch 2 — ASHA's first rung, so none is pruned before — until the release, after the kill: the driver dies
     # with trials ended and trials mid-way, whatever the machine's speed.
     release = tmp_path / "release"
-    config = tiny_config("crash", budget={"trials": TRIALS, "max_concurrent": 2},
+    batched = promotion == "batched"
+    config = tiny_config("crash", budget={"trials": TRIALS, "max_concurrent": 4 if batched else 2},
                          scheduler={"type": "asha", "max_epochs": 4, "grace_period": 2, "reduction_factor": 2,
-                                    "promotion": promotion},
-                         faults=[{"trials": list(range(3, TRIALS)), "hang_at_epoch": 2, "release_file": str(release)}])
+                                    "promotion": "async" if batched else promotion},
+                         faults=[{"trials": list(range(3, TRIALS)), "hang_at_epoch": 2, "release_file": str(release)}],
+                         resources={"cpus": 1, "trials_per_worker": 4 if batched else 1})
     path = tmp_path / "crash.yaml"
     path.write_text(yaml.safe_dump(config))
     workdir, folder = tmp_path / "w", tmp_path / "w" / "crash"
@@ -93,6 +96,9 @@ def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path, promotion):
             strip = lambda m: {k: v for k, v in m.items() if k not in TIMING_METRICS}  # noqa: E731
             assert strip(reported_before[epoch]) == strip(reported_after[epoch])
 
+    if batched:  # the resumed trials trained on the new driver's workers, from their own checkpoints
+        assert running_before & restarted
+        assert all("batch_members" in e["metrics"] for e in after if e["kind"] == "result")
     rows = read_trials(folder)
     assert [r["number"] for r in rows] == list(range(TRIALS))  # each number once: none asked and lost at the crash
     assert all(r["state"] in ("COMPLETE", "PRUNED") for r in rows)
