@@ -343,6 +343,10 @@ class TrackingWriter:
             Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and v == v]),
             "log the experiment's metrics")
 
+    def parent_table(self, name: str, columns: Mapping[str, list]) -> None:
+        """A table artifact of the parent run (MLflow's ``log_table``: the UI shows it as a table)."""
+        self._put(lambda: self.client.log_table(self.parent_run_id, dict(columns), name), f"upload {name}")
+
     def parent_artifact(self, path: Path) -> None:
         self._put(lambda: self.client.log_artifact(self.parent_run_id, str(path)), f"upload {path.name}")
 
@@ -538,6 +542,11 @@ def finish_parent(uri: str, run_id: str, status: str) -> None:
     client = client_for(uri)
     if client.get_run(run_id).info.status == "RUNNING":
         client.set_terminated(run_id, status)
+
+
+def log_table(uri: str, run_id: str, name: str, columns: Mapping[str, list]) -> None:
+    """A table artifact of run ``run_id`` (MLflow's ``log_table``), replacing one of that name."""
+    client_for(uri).log_table(run_id, dict(columns), name)
 
 
 def upload_artifacts(uri: str, run_id: str, paths: list[Path]) -> None:

@@ -94,15 +94,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = folder.record_settings()  # not the whole config: status works when the data file has moved
     # the journal, not trials.parquet: it is current for a running experiment and complete after a crash
     records = ExperimentRecords.read(folder.path, settings.metric.name, settings.metric.mode, settings.constraints,
-                                     settings.straggler_factor)
+                                     settings.straggler_factor, objectives=settings.objectives)
     rows = records.trial_rows(redacted=True)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     best = records.best()
+    from search.accounting import describe, energy_summary
+
+    bill = energy_summary(records.energy_totals(), folder.read_audit(), settings.energy.grid_gco2_per_kwh)
     info = {
         "experiment": state["name"], "status": state.get("status"), "trials_planned": state.get("trials_planned"),
         "trials_seen": len(rows), "counts": counts, "best_trial": best.number if best else None,
+        **({"pareto_front": [row["number"] for row in rows if row["pareto"]]} if records.objectives else {}),
+        "energy": bill if args.json else describe(bill),
         "tracking_uri": redact_text(state.get("tracking_uri") or ""), "mlflow_experiment": state.get("mlflow_experiment"),
         "parent_run_id": state.get("parent_run_id"), "folder": str(folder.path),
     }
@@ -122,11 +127,39 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_best(args: argparse.Namespace) -> int:
     from search.redaction import redact
-    from search.selection import best_trial
+    from search.selection import best_trial, pareto_report
 
+    folder = existing_experiment(args.workdir, args.name)
+    if len(folder.record_settings().objectives) > 1:
+        report = pareto_report(args.workdir, args.name, allow_interrupted=args.allow_interrupted)
+        report["front"] = [{**point, "params": redact(point["params"])} for point in report["front"]]
+        report["selected"] = {**report["selected"], "params": redact(report["selected"]["params"])}
+        if args.json:
+            _print_json(report)
+        else:
+            print(_front_table(report))
+        return EXIT_OK
     winner = best_trial(args.workdir, args.name, allow_interrupted=args.allow_interrupted)
     _print_json({**winner, "params": redact(winner["params"])})
     return EXIT_OK
+
+
+def _front_table(report: dict[str, Any]) -> str:
+    """The Pareto front as a table: one row per trial, one column per objective, ``*`` on the selected point."""
+    names = [o["name"] for o in report["objectives"]]
+    widths = [max(len(n), 10) for n in names]
+    fmt = lambda v: "-" if v is None else f"{v:.6g}"  # noqa: E731
+    directions = ", ".join(f"{o['name']} {o['mode']}" for o in report["objectives"])
+    lines = [f"Pareto front of {report['experiment']}: {len(report['front'])} trials ({directions})",
+             "   " + f"{'trial':>5}  " + "  ".join(f"{n:>{w}}" for n, w in zip(names, widths)) + "  params"]
+    for point in report["front"]:
+        values = "  ".join(f"{fmt(point['values'].get(n)):>{w}}" for n, w in zip(names, widths))
+        lines.append(f"{'*' if point['selected'] else ' ':>2} {point['trial']:>5}  {values}  "
+                     f"{json.dumps(point['params'], sort_keys=True)}")
+    selected = report["selected"]
+    lines.append(f"\nselected (*): trial {selected['trial']} — {report['rule_description']} (validation values; "
+                 f"`hypernas test {report['experiment']}` scores it on the sealed test split)")
+    return "\n".join(lines)
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -377,8 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("name")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
-    best = verb("best", cmd_best, "the winner of NAME chosen on the validation metric (JSON)")
+    best = verb("best", cmd_best, "the winner of NAME chosen on the validation metric (JSON); with several objectives "
+                                  "the Pareto front as a table and the point the config's select: rule picks")
     best.add_argument("name")
+    best.add_argument("--json", action="store_true", help="print JSON (the single-objective output always is)")
     best.add_argument("--allow-interrupted", action="store_true",
                       help="the best trial of an interrupted experiment so far (its budget was not spent)")
 

@@ -12,7 +12,10 @@ The YAML format (all sections but ``space`` optional)::
     data: {source: mnist1d, num_samples: 5000, validation_fraction: 0.2}
     space:                      # see spaces.Space; `epochs` sets each trial's epochs
       lr: {type: float, low: 1e-4, high: 1e-1, log: true}
-    metric: {name: val_accuracy, mode: max}
+    metric: {name: val_accuracy, mode: max}        # one objective; or several, searched for their Pareto front:
+    # objectives: [{name: val_accuracy, mode: max}, {name: energy_j, mode: min}]   (searcher: motpe, nsga2, nsga3 ...)
+    # select: {objective: val_accuracy, subject_to: {energy_j: {max: 500}}}      (or select: knee) picks the winner
+    energy: {grid_gco2_per_kwh: 480, cpu_watts_per_core: 6.75}   # CO2e of the measured energy; the CPU estimate's rate
     searcher: {type: tpe, n_startup_trials: 5}       # types and their settings: search.registry.SEARCHERS
     scheduler: {type: asha, max_epochs: 10, grace_period: 1, reduction_factor: 3}  # search.registry.SCHEDULERS
     budget: {trials: 20, max_concurrent: 2, time_budget_s: null}
@@ -42,6 +45,7 @@ from search.redaction import REDACTED, looks_secret_path, redact, remember_secre
 from search.registry import SCHEDULERS, SEARCHERS, settings_schema
 from spaces import Constant, Int, Space, SpaceError, YamlDocumentError, dump_yaml, load_yaml
 from trainers import DEFAULT_SPLIT_SEED, DataSource, DigitsSource, Mnist1dSource, ParquetSource, check_space
+from trainers.energy import DEFAULT_CPU_WATTS_PER_CORE, DEFAULT_GRID_GCO2_PER_KWH
 
 EPOCHS = "epochs"  # the space parameter that sets a trial's number of epochs
 SEARCH_PHASE, RETRAIN_PHASE = "search", "retrain"  # the two phases of a one-shot experiment
@@ -229,6 +233,44 @@ class MetricConfig:
 
     name: str = "val_accuracy"
     mode: str = "max"
+
+
+# Metrics every trial reports whatever its trainer (the trial's reporter adds them): usable as a metric, an objective
+# or a constraint. energy_j: the trial's joules so far (search._tune._trainable; trainers.energy measures them).
+TRIAL_METRICS = ("energy_j", "epoch_energy_j", "epoch_wall_s")
+MAX_OBJECTIVES = 8
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """How the one winner is chosen from a multi-objective experiment's Pareto front, fixed before the search (see
+    :mod:`search.pareto`): the best front point in ``objective`` among those within the ``subject_to`` bounds, or
+    (``rule: knee``) the knee of the front. Applied to validation values only."""
+
+    rule: str = "objective"  # "objective" | "knee"
+    objective: str | None = None
+    subject_to: tuple[Constraint, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"rule": self.rule}
+        if self.objective is not None:
+            out["objective"] = self.objective
+        if self.subject_to:
+            out["subject_to"] = _bounds_dict(self.subject_to)
+        return out
+
+    def describe(self) -> str:
+        what = "the knee of the Pareto front" if self.rule == "knee" else f"the best {self.objective} on the Pareto front"
+        return what + (f" subject to {' and '.join(b.describe() for b in self.subject_to)}" if self.subject_to else "")
+
+
+@dataclass(frozen=True)
+class EnergyConfig:
+    """Energy accounting (``energy:``): the grid's carbon intensity that turns measured joules into CO2e, and the
+    watts per busy CPU core the estimate charges where no energy counter is readable (``trainers.energy``)."""
+
+    grid_gco2_per_kwh: float = DEFAULT_GRID_GCO2_PER_KWH  # each default's source is documented in trainers.energy
+    cpu_watts_per_core: float = DEFAULT_CPU_WATTS_PER_CORE
 
 
 class _TypedSection:
@@ -463,6 +505,20 @@ class ExperimentConfig:
     tolerance: ToleranceConfig = ToleranceConfig()
     faults: tuple[FaultRule, ...] = ()
     oneshot: OneShotConfig | None = None
+    # several objectives (a Pareto front) instead of one: ``metric`` is then the first, the one early stopping
+    # watches; ``select`` fixes how the front's winner is chosen
+    objectives: tuple[MetricConfig, ...] = ()
+    select: SelectConfig | None = None
+    energy: EnergyConfig = EnergyConfig()
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def objective_list(self) -> tuple[MetricConfig, ...]:
+        """Every objective, in order: ``objectives``, or the one ``metric``."""
+        return self.objectives or (self.metric,)
 
     def phase_of(self, number: int) -> str | None:
         """What trial ``number`` is in a one-shot experiment: a supernet ``search`` (the first
@@ -495,7 +551,9 @@ class ExperimentConfig:
             "deterministic": self.deterministic,
             "data": data,
             "space": self.space.to_dict(),
-            "metric": section(self.metric),
+            **({"objectives": [section(o) for o in self.objectives], "select": self.select.to_dict()}
+               if self.multi_objective else {"metric": section(self.metric)}),
+            "energy": section(self.energy),
             "searcher": self.searcher.to_dict(),
             "scheduler": self.scheduler.to_dict(),
             "budget": section(self.budget),
@@ -505,12 +563,15 @@ class ExperimentConfig:
             "reproducible": self.reproducible.to_dict(),
             "tolerance": section(self.tolerance),
             "faults": [rule.to_dict() for rule in self.faults],
-            "constraints": {c.metric: {k: v for k, v in (("min", c.min), ("max", c.max)) if v is not None}
-                            for c in self.constraints},
+            "constraints": _bounds_dict(self.constraints),
         } | ({"oneshot": self.oneshot.to_dict()} if self.oneshot else {})
 
     def to_yaml(self) -> str:
         return dump_yaml(self.to_dict())
+
+
+def _bounds_dict(bounds: Iterable[Constraint]) -> dict[str, dict[str, float]]:
+    return {c.metric: {k: v for k, v in (("min", c.min), ("max", c.max)) if v is not None} for c in bounds}
 
 
 # --- parsing ---------------------------------------------------------------------------------------------------
@@ -593,19 +654,87 @@ def _split_seed(path: str, value: Any) -> int:
     return value
 
 
-def _parse_metric(raw: Any, reported: tuple[str, ...] | None, trainer: str) -> MetricConfig:
+_MAX_WORDS, _MIN_WORDS = ("acc",), ("loss", "error", "energy", "latency", "time", "params", "macs")
+
+
+def _parse_metric(raw: Any, reported: tuple[str, ...] | None, trainer: str, path: str = "metric") -> MetricConfig:
     if isinstance(raw, str):
         raw = {"name": raw}
-    section = _Section(raw, "metric")
+    section = _Section(raw, path)
     name = section.take("name", _str, "val_accuracy")
-    if reported is not None and name not in reported:
-        raise ConfigError("metric.name", f"trainer {trainer!r} does not report {name!r} (it reports: {', '.join(reported)})")
-    inferred = "max" if "acc" in name else "min" if "loss" in name or "error" in name else None
+    known = None if reported is None else (*reported, *TRIAL_METRICS)
+    if known is not None and name not in known:
+        raise ConfigError(f"{path}.name", f"trainer {trainer!r} does not report {name!r} (it reports: {', '.join(known)})")
+    inferred = "max" if any(w in name for w in _MAX_WORDS) else \
+        "min" if any(w in name for w in _MIN_WORDS) else None
     mode = section.take("mode", _choice(("max", "min")), inferred)
     if mode is None:
-        raise ConfigError("metric.mode", f"is required for metric {name!r} (max or min)")
+        raise ConfigError(f"{path}.mode", f"is required for metric {name!r} (max or min)")
     section.finish()
     return MetricConfig(name, mode)
+
+
+def _parse_objectives(raw: Any, reported: tuple[str, ...] | None, trainer: str) -> tuple[MetricConfig, ...]:
+    """``objectives:``: a list of ``{name, mode}`` (or bare names); one entry is the single-objective form."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, (list, tuple)) or not raw or len(raw) > MAX_OBJECTIVES:
+        raise ConfigError("objectives", f"must be a list of 1 to {MAX_OBJECTIVES} objectives such as "
+                                        f"{{name: energy_j, mode: min}} (got {_describe(raw)})")
+    objectives = tuple(_parse_metric(item, reported, trainer, f"objectives[{i}]") for i, item in enumerate(raw))
+    names = [o.name for o in objectives]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(f"objectives[{i}].name", f"{name!r} is listed twice: each objective once")
+    return objectives
+
+
+def _parse_select(raw: Any, objectives: tuple[MetricConfig, ...]) -> SelectConfig | None:
+    """``select:`` for a multi-objective experiment: ``knee``, ``{objective: NAME, subject_to: {...}}`` or
+    ``{rule: knee, subject_to: {...}}``; none given: the best first objective on the front."""
+    if len(objectives) < 2:
+        if raw is not None:
+            raise ConfigError("select", "chooses a point of a Pareto front: it needs two or more objectives "
+                                        "(objectives:); with one metric the best value wins")
+        return None
+    names = [o.name for o in objectives]
+    if raw is None:
+        return SelectConfig("objective", names[0])
+    if isinstance(raw, str):
+        raw = {"rule": raw} if raw == "knee" else {"objective": raw}
+    section = _Section(raw, "select")
+    rule = section.take("rule", _choice(("objective", "knee")), None)
+    objective = section.take("objective", _str, None)
+    raw_bounds = section.take("subject_to", lambda p, v: v, None)
+    section.finish()
+    rule = rule or ("objective" if objective is not None or raw_bounds is not None else None)
+    if rule is None:
+        raise ConfigError("select", f"give objective: NAME (one of {', '.join(names)}) or rule: knee")
+    if rule == "knee" and objective is not None:
+        raise ConfigError("select.objective", "the knee weighs every objective: give rule: knee or an objective, "
+                                              "not both")
+    if rule == "objective":
+        objective = names[0] if objective is None else objective
+        if objective not in names:
+            raise ConfigError("select.objective", f"must be one of the objectives ({', '.join(names)}); the rule "
+                                                  f"sees validation values of the objectives only (got {objective!r})")
+    bounds = _parse_constraints(raw_bounds, None, "", path="select.subject_to")
+    for bound in bounds:
+        if bound.metric not in names:
+            raise ConfigError(f"select.subject_to.{_key(bound.metric)}", f"bounds an objective "
+                              f"({', '.join(names)}); bound any other metric with constraints: instead")
+    return SelectConfig(rule, objective if rule == "objective" else None, bounds)
+
+
+def _parse_energy(raw: Any) -> EnergyConfig:
+    section = _Section(raw, "energy")
+    energy = EnergyConfig(
+        grid_gco2_per_kwh=section.take("grid_gco2_per_kwh", _number(0, high=10_000), EnergyConfig.grid_gco2_per_kwh),
+        cpu_watts_per_core=section.take("cpu_watts_per_core", _number(0, inclusive=False, high=10_000),
+                                        EnergyConfig.cpu_watts_per_core),
+    )
+    section.finish()
+    return energy
 
 
 def _take_settings(section: _Section, settings: type) -> Any:
@@ -613,12 +742,20 @@ def _take_settings(section: _Section, settings: type) -> Any:
     return settings(**{f.name: section.take(f.name, f.metadata["check"], f.default) for f in settings_schema(settings)})
 
 
-def _parse_searcher(raw: Any, space: Space | None) -> SearcherConfig:
+DEFAULT_MULTI_OBJECTIVE_SEARCHER = "motpe"
+
+
+def _parse_searcher(raw: Any, space: Space | None, multi_objective: bool = False) -> SearcherConfig:
     if isinstance(raw, str):
         raw = {"type": raw}
     section = _Section(raw, "searcher")
-    kind = section.take("type", _choice(SEARCHERS.names()), "tpe")
+    kind = section.take("type", _choice(SEARCHERS.names()), DEFAULT_MULTI_OBJECTIVE_SEARCHER if multi_objective
+                        else "tpe")
     entry = SEARCHERS[kind]
+    if multi_objective and not entry.multi_objective:
+        able = [e.name for e in SEARCHERS if e.multi_objective]
+        raise ConfigError("searcher.type", f"{kind!r} optimises a single objective; objectives: needs a "
+                                           f"multi-objective searcher ({', '.join(able)})")
     settings = _take_settings(section, entry.settings)
     section.finish()
     if space is not None:
@@ -735,16 +872,18 @@ def tracking_uri_rule(path: str, value: Any) -> str:
     return value
 
 
-def _parse_constraints(raw: Any, reported: tuple[str, ...] | None, trainer: str) -> tuple[Constraint, ...]:
-    section = _Section(raw, "constraints")
+def _parse_constraints(raw: Any, reported: tuple[str, ...] | None, trainer: str,
+                       path: str = "constraints") -> tuple[Constraint, ...]:
+    section = _Section(raw, path)
     constraints = []
+    known = None if reported is None else (*reported, *TRIAL_METRICS)
     for metric in list(section.raw):
-        where = f"constraints.{_key(metric)}"
+        where = f"{path}.{_key(metric)}"
         if not isinstance(metric, str) or not metric:
-            raise ConfigError(where, "constraints are keyed by metric names")
-        if reported is not None and metric not in reported:
+            raise ConfigError(where, f"{path} are keyed by metric names")
+        if known is not None and metric not in known:
             raise ConfigError(where, f"trainer {trainer!r} does not report {metric!r} "
-                                     f"(it reports: {', '.join(reported)})")
+                                     f"(it reports: {', '.join(known)})")
         bounds = _Section(section.take(metric, lambda p, v: v), where)
         number = _optional(_number(None))
         low, high = bounds.take("min", number, None), bounds.take("max", number, None)
@@ -917,6 +1056,8 @@ class RecordSettings:
     metric: MetricConfig
     constraints: tuple[Constraint, ...]
     straggler_factor: float
+    objectives: tuple[MetricConfig, ...] = ()
+    energy: EnergyConfig = EnergyConfig()
 
 
 def record_settings(raw: Any) -> RecordSettings:
@@ -924,9 +1065,24 @@ def record_settings(raw: Any) -> RecordSettings:
     sections (the metric names are not checked against the trainer: it was checked when the experiment ran)."""
     top = raw if isinstance(raw, Mapping) else {}
     trainer = str(top.get("trainer", "cnn"))
-    return RecordSettings(_parse_metric(top.get("metric"), None, trainer),
-                          _parse_constraints(top.get("constraints"), None, trainer),
-                          _parse_tolerance(top.get("tolerance")).straggler_factor)
+    metric, objectives = _metric_and_objectives(top.get("metric"), top.get("objectives"), None, trainer)
+    return RecordSettings(metric, _parse_constraints(top.get("constraints"), None, trainer),
+                          _parse_tolerance(top.get("tolerance")).straggler_factor, objectives,
+                          _parse_energy(top.get("energy")))
+
+
+def _metric_and_objectives(raw_metric: Any, raw_objectives: Any, reported: tuple[str, ...] | None,
+                           trainer: str) -> tuple[MetricConfig, tuple[MetricConfig, ...]]:
+    """``metric`` (one objective) or ``objectives`` (several; their first is the metric early stopping watches)."""
+    objectives = _parse_objectives(raw_objectives, reported, trainer)
+    if objectives and raw_metric is not None:
+        raise ConfigError("objectives", "give metric: (one objective) or objectives: (several), not both; with "
+                                        "objectives, early stopping watches the first")
+    if len(objectives) == 1:
+        return objectives[0], ()  # one objective is the single-objective form
+    if objectives:
+        return objectives[0], objectives
+    return _parse_metric(raw_metric, reported, trainer), ()
 
 
 def config_from_dict(raw: Any, *, default_name: str | None = None) -> ExperimentConfig:
@@ -956,7 +1112,11 @@ def config_from_dict(raw: Any, *, default_name: str | None = None) -> Experiment
             check_space(trainer.hyperparameters, space, reserved=(EPOCHS,))
     except SpaceError as err:
         raise err_at("space", err) from None
-    metric = _parse_metric(top.take("metric", lambda p, v: v, None), trainer.metrics, trainer_name)
+    metric, objectives = _metric_and_objectives(top.take("metric", lambda p, v: v, None),
+                                                top.take("objectives", lambda p, v: v, None), trainer.metrics,
+                                                trainer_name)
+    select = _parse_select(top.take("select", lambda p, v: v, None), objectives)
+    energy = _parse_energy(top.take("energy", lambda p, v: v, None))
     scheduler = _parse_scheduler(top.take("scheduler", lambda p, v: v, None))
     _check_epochs(space, scheduler)
     budget = _parse_budget(top.take("budget", lambda p, v: v, None))
@@ -967,8 +1127,12 @@ def config_from_dict(raw: Any, *, default_name: str | None = None) -> Experiment
                           "trials; bound concurrency with resources.cpus instead (trials per node = cpus / resources.cpus)")
     oneshot = _parse_oneshot(top.take("oneshot", lambda p, v: v, None), space, metric, budget)
     # a one-shot experiment's searcher chooses among at most top_k derived genotypes, not the whole cell space
+    if oneshot is not None and objectives:
+        raise ConfigError("objectives", "a one-shot experiment ranks its supernet searches by one metric: use "
+                                        "metric:, or search the objectives without oneshot:")
     searcher = _parse_searcher(top.take("searcher", lambda p, v: v, None),
-                               space if oneshot is None else retrain_placeholder(space, oneshot))
+                               space if oneshot is None else retrain_placeholder(space, oneshot),
+                               multi_objective=len(objectives) > 1)
     resources = _parse_resources(top.take("resources", lambda p, v: v, None))
     _check_batching(resources, trainer_name, oneshot)
     tracking = _parse_tracking(top.take("tracking", lambda p, v: v, None))
@@ -981,6 +1145,7 @@ def config_from_dict(raw: Any, *, default_name: str | None = None) -> Experiment
         name=name, space=space, seed=seed, trainer=trainer_name, deterministic=deterministic, data=data,
         metric=metric, searcher=searcher, scheduler=scheduler, budget=budget, resources=resources, tracking=tracking,
         constraints=constraints, reproducible=reproducible, tolerance=tolerance, faults=faults, oneshot=oneshot,
+        objectives=objectives, select=select, energy=energy,
     )
 
 

@@ -71,8 +71,12 @@ class EventLog:
     def ask(self, trial: int, params: Mapping[str, Any]) -> None:
         self.journal.append("ask", trial=trial, params=dict(params))
 
-    def tell(self, trial: int, state: str, value: float | None) -> None:
-        self.journal.append("tell", trial=trial, state=state, value=value)
+    def tell(self, trial: int, state: str, value: float | list[float] | None) -> None:
+        """What Optuna was told; a multi-objective trial's values go to ``detail`` (``value``: the first)."""
+        if isinstance(value, (list, tuple)):
+            self.journal.append("tell", trial=trial, state=state, value=value[0], detail=json.dumps({"values": value}))
+        else:
+            self.journal.append("tell", trial=trial, state=state, value=value)
 
     def decision(self, trial: int, epoch: int, value: float | None, decision: str, rung: int | None = None,
                  cutoff: float | None = None, reason: str | None = None) -> None:

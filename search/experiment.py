@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, TextIO
 
-from search import _mlflow
+from search import _mlflow, accounting
 from search._optuna import AskTellStudy
 from search.config import SEARCH_PHASE, ConfigError, ExperimentConfig, load_config, tracking_uri_rule
 from search.environment import capture_environment
@@ -30,7 +30,7 @@ from spaces import dump_yaml
 from search.records import CURVES_FILE, TRIALS_FILE, ExperimentRecords
 from search.sealing import split_change_warnings
 from search.seeds import derive_seed
-from search.workdir import DEFAULT_WORKDIR, ExperimentFolder, existing_experiment
+from search.workdir import DEFAULT_WORKDIR, ExperimentFolder, existing_experiment, write_json_atomic
 from trainers import search_data
 
 
@@ -177,8 +177,9 @@ def make_study(cfg: ExperimentConfig, folder: ExperimentFolder, records: Experim
     if load:
         return AskTellStudy.load(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"),
                                  folder.study_file, constrained=bool(cfg.constraints))
-    return AskTellStudy.create(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"), cfg.metric.mode,
-                               folder.study_file, constrained=bool(cfg.constraints))
+    return AskTellStudy.create(cfg.name, cfg.space, cfg.searcher, derive_seed(cfg.seed, "sampler"),
+                               [o.mode for o in cfg.objective_list], folder.study_file,
+                               constrained=bool(cfg.constraints))
 
 
 def experiment_views(cfg: ExperimentConfig, journal: Journal,
@@ -187,7 +188,7 @@ def experiment_views(cfg: ExperimentConfig, journal: Journal,
     from the ``entries`` it holds so far."""
     entries = list(entries)
     records = ExperimentRecords(cfg.metric.name, cfg.metric.mode, cfg.constraints, cfg.tolerance.straggler_factor,
-                                journal=journal)
+                                journal=journal, objectives=cfg.objectives)
     events = EventLog(journal)
     records.replay(entries)
     events.replay(entries)
@@ -198,7 +199,7 @@ def read_records(folder: ExperimentFolder, cfg: ExperimentConfig | None = None) 
     """The records of the experiment in ``folder``, from its journal (read only)."""
     cfg = cfg or folder.load_config()
     return ExperimentRecords.read(folder.path, cfg.metric.name, cfg.metric.mode, cfg.constraints,
-                                  cfg.tolerance.straggler_factor)
+                                  cfg.tolerance.straggler_factor, objectives=cfg.objectives)
 
 
 def _execute(cfg: ExperimentConfig, folder: ExperimentFolder, data: Any, study: AskTellStudy,
@@ -258,7 +259,12 @@ def _close(cfg: ExperimentConfig, folder: ExperimentFolder, records: ExperimentR
     counts = records.counts()
     for path in (trials_path, curves_path, events_path):
         tracker.parent_artifact(path)
-    parent_tags, parent_metrics = experiment_end(records, status)
+    parent_tags, parent_metrics = experiment_end(records, status, cfg.energy.grid_gco2_per_kwh)
+    if records.objectives:
+        table, plots = front_artifacts(records, folder)
+        tracker.parent_table(PARETO_FILE, table)
+        for path in plots:
+            tracker.parent_artifact(path)
     tracker.parent_tags(parent_tags)
     if parent_metrics:
         tracker.parent_metrics(parent_metrics)
@@ -279,6 +285,29 @@ def _close(cfg: ExperimentConfig, folder: ExperimentFolder, records: ExperimentR
 # experiment status -> the MLflow status of its parent run
 _PARENT_STATUS = {"finished": "FINISHED", "interrupted": "KILLED"}
 INTERRUPTED_FLUSH_S = 20.0  # how long an interrupted experiment waits for MLflow (within a 30 s SIGTERM grace)
+
+
+PARETO_FILE = "pareto_front.json"
+
+
+def front_artifacts(records: ExperimentRecords, folder: ExperimentFolder) -> tuple[dict[str, list], list[Path]]:
+    """A multi-objective experiment's Pareto front for its parent run: the table (one row per front trial: number,
+    objective values, parameters with secrets masked; also written to the folder as ``pareto_front.json``, in
+    MLflow's table format) and the plot(s) (:func:`search._optuna.front.plot_front`). A plot that fails leaves a
+    note, never a failed experiment."""
+    rows = records.trial_rows(redacted=True)
+    front = [row for row in rows if row["pareto"]]
+    table = {"trial": [row["number"] for row in front],
+             **{o.name: [row["objective_values"].get(o.name) for row in front] for o in records.objectives},
+             "params": [row["params"] for row in front]}
+    write_json_atomic(folder.path / PARETO_FILE, {"columns": list(table), "data": [list(r) for r in zip(*table.values())]})
+    try:
+        from search._optuna.front import plot_front
+
+        return table, plot_front(rows, records.objectives, folder.path, title=folder.name)
+    except Exception as err:  # noqa: BLE001 - a picture must not fail the experiment's close
+        sys.stderr.write(f"note: could not draw the Pareto front ({type(err).__name__}: {redact_text(str(err))})\n")
+        return table, []
 
 
 def resume_command(result: ExperimentResult) -> str:
@@ -315,9 +344,15 @@ def sync_tracking(folder: ExperimentFolder, records: ExperimentRecords | None = 
     _, counts = _mlflow.backfill(state["tracking_uri"], state["mlflow_experiment"], state["parent_run_id"],
                                  snapshots(records))
     paths = [folder.path / name for name in (TRIALS_FILE, CURVES_FILE, EVENTS_FILE)]
+    if records.objectives and status != "running":
+        table, plots = front_artifacts(records, folder)
+        _mlflow.log_table(state["tracking_uri"], state["parent_run_id"], PARETO_FILE, table)
+        paths += plots
     _mlflow.upload_artifacts(state["tracking_uri"], state["parent_run_id"], [p for p in paths if p.is_file()])
     if status != "running":
-        _mlflow.parent_end(state["tracking_uri"], state["parent_run_id"], *experiment_end(records, status))
+        grid = folder.record_settings().energy.grid_gco2_per_kwh
+        _mlflow.parent_end(state["tracking_uri"], state["parent_run_id"],
+                           *experiment_end(records, status, grid, folder.read_audit()))
         _mlflow.finish_parent(state["tracking_uri"], state["parent_run_id"], _PARENT_STATUS.get(status, "FAILED"))
     folder.write_state(tracking_complete=True)
     return counts
@@ -395,6 +430,11 @@ def summary_info(result: ExperimentResult, cfg: ExperimentConfig,
             + f"; {spread['distinct_genotypes']} distinct genotypes, top {cfg.oneshot.top_k} retrained"),
         "best trial": best and f"{best['number']}  {cfg.metric.name}={best['last_value']:.4f}  (seed {best['seed']})",
         "best params": best and json.dumps(redact(best["params"]), sort_keys=True),
+        "Pareto front": records is not None and records.objectives and (
+            f"trials {', '.join(str(r['number']) for r in records.pareto_front()) or 'none'} "
+            f"({', '.join(f'{o.name} {o.mode}' for o in records.objectives)}): hypernas best {result.name}{where}"),
+        "energy": records is not None and accounting.describe(
+            accounting.energy_summary(records.energy_totals(), (), cfg.energy.grid_gco2_per_kwh)),
         "MLflow": f"experiment '{result.mlflow_experiment}', parent run {result.parent_run_id}",
         "tracking URI": redact_text(result.tracking_uri),
         "trials table": str(result.trials_path),

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
+from search import accounting
 from search._mlflow import TrackingWriter, TrialSnapshot
-from search.config import SEARCH_PHASE
+from search.accounting import energy_summary
+from search.config import SEARCH_PHASE, EnergyConfig
 from search.events import EventLog
 from search.oneshot import architecture_weights, heatmap_svg, search_summary
 from search.progress import ProgressView
@@ -41,7 +43,8 @@ def end_tags(records: ExperimentRecords, record: TrialRecord, reason: str | None
     """Tags describing how a trial ended (also used when back-filling MLflow)."""
     tags = {"hypernas.stop_reason": reason, "hypernas.state": record.state, "hypernas.epochs_run": record.epochs_run,
             "hypernas.node": record.node, "hypernas.device": record.device, "hypernas.attempts": record.attempt,
-            "hypernas.wall_time_s": round(record.wall_time_s, 3), "hypernas.derived_genotype": record.derived_genotype}
+            "hypernas.wall_time_s": round(record.wall_time_s, 3), "hypernas.derived_genotype": record.derived_genotype,
+            "hypernas.energy_source": record.energy_source}
     for failed in record.failed_attempts:
         tags[f"hypernas.attempt{failed['attempt']}.state"] = failed["state"]
     ratio = records.straggler_ratios().get(record.number)
@@ -80,13 +83,26 @@ def oneshot_texts(records: ExperimentRecords, record: TrialRecord) -> dict[str, 
     return texts
 
 
-def experiment_end(records: ExperimentRecords, status: str) -> tuple[dict[str, Any], dict[str, float]]:
+def experiment_end(records: ExperimentRecords, status: str, grid_gco2_per_kwh: float = EnergyConfig.grid_gco2_per_kwh,
+                   audit: Iterable[Mapping[str, Any]] = ()) -> tuple[dict[str, Any], dict[str, float]]:
     """Tags and metrics of the experiment's parent run once it has ended with ``status`` (also used when
-    back-filling MLflow); a one-shot experiment's parent also gets the spread over its search seeds."""
+    back-filling MLflow): counts, the best trial, the energy bill (:mod:`search.accounting`; ``audit``: the sealed
+    test's retrains so far), the Pareto front of a multi-objective experiment; a one-shot experiment's parent also
+    gets the spread over its search seeds."""
     best, counts = records.best(), records.counts()
     tags = {"hypernas.state": status.upper(), "hypernas.best_trial": best.number if best else "none",
             **{f"hypernas.trials.{k.lower()}": v for k, v in counts.items()}}
     metrics = {f"best_{records.metric}": best.last_value} if best is not None else {}
+    bill = energy_summary(records.energy_totals(), audit, grid_gco2_per_kwh)
+    if bill is not None:
+        metrics |= accounting.parent_metrics(bill)
+        tags |= {"hypernas.energy_sources": ",".join(bill["by_source"]),
+                 "hypernas.energy_estimated": str(bill["estimated"]).lower()}
+    if records.objectives:
+        front = records.pareto_front()
+        tags |= {"hypernas.objectives": ",".join(f"{o.name}:{o.mode}" for o in records.objectives),
+                 "hypernas.pareto_front": ",".join(str(row["number"]) for row in front) or "none"}
+        metrics["pareto_front_size"] = float(len(front))
     searches = [r for r in records.trials.values() if r.phase == SEARCH_PHASE]
     if searches:
         spread = search_summary(searches)
@@ -122,8 +138,8 @@ class Monitor:
         self.view.update(self.records)
 
     def trial_result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
-                     device: str | None = None) -> None:
-        self.records.result(number, epoch, metrics, node, device)
+                     device: str | None = None, energy_source: str | None = None) -> None:
+        self.records.result(number, epoch, metrics, node, device, energy_source=energy_source)
         if epoch > self._logged_epoch.get(number, 0):
             self._logged_epoch[number] = epoch
             self.tracker.trial_metrics(number, epoch, metrics, int(time.time() * 1000))
@@ -196,7 +212,8 @@ def snapshots(records: ExperimentRecords) -> list[TrialSnapshot]:
     by_trial: dict[int, dict[int, dict[str, float]]] = {}
     stamps: dict[int, dict[int, int]] = {}
     for (number, epoch), row in records.curves.items():
-        by_trial.setdefault(number, {})[epoch] = {k: v for k, v in row.items() if k not in ("trial", "epoch", "time_s")}
+        by_trial.setdefault(number, {})[epoch] = {k: v for k, v in row.items() if k not in ("trial", "epoch", "time_s")
+                                                  and not isinstance(v, str)}  # energy_source is a tag, not a metric
         started = records.trials[number].started_at if number in records.trials else 0.0
         stamps.setdefault(number, {})[epoch] = int((started + row["time_s"]) * 1000)
     out = []

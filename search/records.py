@@ -24,7 +24,8 @@ from search.config import SEARCH_PHASE
 from search.constraints import Constraint, violations
 from search.journal import TRIAL_KINDS, Journal, read_entries
 from search.redaction import redact, redactor
-from trainers.hardware import HARDWARE_METRICS
+from search.pareto import Objective, pareto_rows
+from trainers.hardware import HARDWARE_METRICS, TIMING_METRICS
 
 TRIALS_FILE = "trials.parquet"
 STRAGGLER_TIME = "epoch_wall_s"  # the per-epoch time stragglers are judged by
@@ -35,8 +36,8 @@ TRIAL_COLUMNS = (
     "number", "trial_id", "state", "seed", "params", "epochs", "epochs_run", "metric", "best_value", "best_epoch",
     "last_value", "feasible", "violations", "hw_params", "hw_macs", "hw_latency_ms", "attempts",
     "attempt_history", "straggler", "straggler_ratio", "wall_time_s", "node", "device", "started_at", "ended_at",
-    "error", "phase", "derived_genotype",
-)
+    "error", "phase", "derived_genotype", "energy_j", "energy_spent_j", "energy_source", "pareto",
+)  # and, in a multi-objective experiment, value_<objective> for each objective (the values Optuna was told)
 
 
 def final_state(epochs_run: int, epochs: int, errored: bool, final_value: float | None = None) -> str:
@@ -55,6 +56,12 @@ def final_state(epochs_run: int, epochs: int, errored: bool, final_value: float 
 def not_finite(value: float | None) -> bool:
     """``value`` is a number but not a finite one (NaN, +inf, -inf); ``None`` (nothing reported) is not."""
     return value is not None and not math.isfinite(value)
+
+
+def final_value(values: Sequence[float | None]) -> float | None:
+    """The one value :func:`final_state` judges for several objectives: the first that is not finite (a trial whose
+    any objective ends NaN or infinite FAILS), else the first objective's."""
+    return next((v for v in values if not_finite(v)), values[0] if values else None)
 
 
 def final_value_error(metric: str, value: float | None) -> str | None:
@@ -85,6 +92,10 @@ class TrialRecord:
     failed_attempts: list[dict[str, Any]] = field(default_factory=list)  # STALLED / PREEMPTED / FAILED attempts
     phase: str | None = None  # one-shot experiments: "search" (a supernet) or "retrain"; else None
     derived_genotype: str | None = None  # a one-shot search: the genotype its supernet derived (latest epoch)
+    objective_last: dict[str, float] = field(default_factory=dict)  # several objectives: each one's last value
+    energy_j: float | None = None  # joules of its training so far, along its checkpoint chain (as reported)
+    energy_spent_j: float = 0.0  # joules of every epoch it reported, epochs run again after a restart included
+    energy_source: str | None = None  # nvml | rapl | estimate (trainers.energy)
 
     @property
     def feasible(self) -> bool:
@@ -140,9 +151,13 @@ class ExperimentRecords:
     """
 
     def __init__(self, metric: str, mode: str, constraints: Sequence[Constraint] = (),
-                 straggler_factor: float = 2.0, journal: Journal | None = None) -> None:
+                 straggler_factor: float = 2.0, journal: Journal | None = None,
+                 objectives: Sequence[Any] = ()) -> None:
+        """``objectives``: a multi-objective experiment's objectives (``name``/``mode`` pairs, the first being
+        ``metric``); empty for one metric."""
         self.metric = metric
         self.mode = mode
+        self.objectives = [Objective(o.name, o.mode) for o in objectives] if len(objectives) > 1 else []
         self.constraints = tuple(constraints)
         self.straggler_factor = straggler_factor
         self.trials: dict[int, TrialRecord] = {}
@@ -153,9 +168,9 @@ class ExperimentRecords:
 
     @classmethod
     def read(cls, folder: Path, metric: str, mode: str, constraints: Sequence[Constraint] = (),
-             straggler_factor: float = 2.0) -> "ExperimentRecords":
+             straggler_factor: float = 2.0, objectives: Sequence[Any] = ()) -> "ExperimentRecords":
         """The records of the experiment in ``folder``, read from its journal (nothing is written)."""
-        records = cls(metric, mode, constraints, straggler_factor)
+        records = cls(metric, mode, constraints, straggler_factor, objectives=objectives)
         records.replay(read_entries(folder))
         return records
 
@@ -202,11 +217,12 @@ class ExperimentRecords:
                             epoch=self.trials[number].epochs_run)
 
     def result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
-               device: str | None = None, at: float | None = None) -> None:
+               device: str | None = None, at: float | None = None, energy_source: str | None = None) -> None:
         if number not in self.trials:  # refused before it reaches the journal, which every later reader replays
             raise KeyError(f"a result for trial {number}, which has not started")
         self.journal.append("result", number=number, epoch=epoch, metrics={k: float(v) for k, v in metrics.items()},
-                            node=node, device=device, at=time.time() if at is None else at)
+                            node=node, device=device, at=time.time() if at is None else at,
+                            **({"energy_source": energy_source} if energy_source else {}))
 
     def ended(self, number: int, state: str | None = None, error: str | None = None,
               at: float | None = None) -> TrialRecord:
@@ -215,8 +231,12 @@ class ExperimentRecords:
         NaN or infinite (with the reason as its error). Otherwise ``state`` is how it ended (FAILED, INTERRUPTED …)."""
         record = self.trials[number]
         if state in (None, "COMPLETE", "PRUNED"):
-            state = final_state(record.epochs_run, record.epochs, False, record.last_value)
-            error = final_value_error(self.metric, record.last_value) if state == "FAILED" else error
+            values = self.objective_values(record)
+            last = record.last_value if values is None else final_value(values)
+            state = final_state(record.epochs_run, record.epochs, False, last)
+            if state == "FAILED":
+                name = self.metric if values is None else self.objectives[values.index(last)].name
+                error = final_value_error(name, last)
         self.journal.append("ended", number=number, state=state, error=error, at=time.time() if at is None else at)
         return record
 
@@ -245,12 +265,22 @@ class ExperimentRecords:
                 failed["state"] = state
 
     def _on_result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
-                   device: str | None = None, at: float = 0.0) -> None:
+                   device: str | None = None, at: float = 0.0, energy_source: str | None = None) -> None:
         record = self.trials[number]
         record.epochs_run = max(record.epochs_run, epoch)
         record.node = node or record.node
         record.device = device or record.device
-        self.curves[number, epoch] = {"trial": number, "epoch": epoch, "time_s": at - record.started_at, **metrics}
+        self.curves[number, epoch] = {"trial": number, "epoch": epoch, "time_s": at - record.started_at, **metrics,
+                                      **({"energy_source": energy_source} if energy_source else {})}
+        if "energy_j" in metrics:
+            record.energy_j = metrics["energy_j"]
+        spent = metrics.get("epoch_energy_j")
+        if spent is not None and math.isfinite(spent):
+            record.energy_spent_j += spent
+        record.energy_source = energy_source or record.energy_source
+        for objective in self.objectives:
+            if objective.name in metrics:
+                record.objective_last[objective.name] = metrics[objective.name]
         record.hardware |= {k: float(metrics[k]) for k in HARDWARE_METRICS if k in metrics}
         record.violations = violations(self.constraints, metrics) if self.constraints and \
             record.phase != SEARCH_PHASE else []  # a supernet search is never selected: nothing to bound
@@ -295,6 +325,21 @@ class ExperimentRecords:
         return {trial: statistics.median(ratios) for trial, ratios in per_trial.items()}
 
     # -- queries -------------------------------------------------------------------------------------------------
+    def objective_values(self, record: TrialRecord) -> list[float | None] | None:
+        """A multi-objective trial's last value of each objective, in order (what Optuna is told); ``None`` in a
+        single-objective experiment."""
+        return [record.objective_last.get(o.name) for o in self.objectives] if self.objectives else None
+
+    def energy_totals(self) -> dict[str, Any]:
+        """Joules of every epoch every trial reported (pruned, failed and re-run epochs included), in all and per
+        source: a measurement (nvml, rapl) and an estimate are never added up silently."""
+        by_source: dict[str, float] = {}
+        for record in self.trials.values():
+            if record.energy_spent_j or record.energy_source:
+                source = record.energy_source or "unknown"
+                by_source[source] = by_source.get(source, 0.0) + record.energy_spent_j
+        return {"energy_j": math.fsum(by_source.values()), "by_source": dict(sorted(by_source.items()))}
+
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
         for record in self.trials.values():
@@ -329,8 +374,27 @@ class ExperimentRecords:
                 "device": r.device,
                 "started_at": r.started_at, "ended_at": r.ended_at, "error": mask(r.error),
                 "phase": r.phase, "derived_genotype": mask(r.derived_genotype),
+                "energy_j": r.energy_j, "energy_spent_j": r.energy_spent_j if r.energy_source else None,
+                "energy_source": r.energy_source,
+                "objective_values": self._values_by_name(r),
+                **{f"value_{o.name}": r.objective_last.get(o.name) for o in self.objectives},
             })
+        front = {row["number"] for row in pareto_rows(rows, self.objective_list)}
+        for row in rows:
+            row["pareto"] = row["number"] in front
         return rows
+
+    @property
+    def objective_list(self) -> list[Objective]:
+        """Every objective: the several of a multi-objective experiment, or the one metric."""
+        return self.objectives or [Objective(self.metric, self.mode)]
+
+    def _values_by_name(self, record: TrialRecord) -> dict[str, float | None]:
+        return dict(record.objective_last) if self.objectives else {self.metric: record.last_value}
+
+    def pareto_front(self) -> list[dict[str, Any]]:
+        """The rows (:meth:`trial_rows`) of the trials on the Pareto front (:mod:`search.pareto`), by number."""
+        return [row for row in self.trial_rows() if row["pareto"]]
 
     def write(self, folder: Path) -> tuple[Path, Path]:
         ordered = sorted(self.trials.values(), key=lambda r: r.number)
@@ -350,7 +414,8 @@ _TRIAL_TYPES = {
     "wall_time_s": pa.float64(), "node": pa.string(),
     "device": pa.string(),
     "started_at": pa.float64(), "ended_at": pa.float64(), "error": pa.string(), "phase": pa.string(),
-    "derived_genotype": pa.string(),
+    "derived_genotype": pa.string(), "energy_j": pa.float64(), "energy_spent_j": pa.float64(),
+    "energy_source": pa.string(), "pareto": pa.bool_(),
 }
 
 
@@ -365,6 +430,8 @@ def trials_table(rows: list[dict[str, Any]], params: Iterable[Mapping[str, Any]]
     """Fixed columns (``TRIAL_COLUMNS``) plus one ``param_<name>`` column per hyperparameter (null when inactive)."""
     params = list(params)
     columns = {name: pa.array([row[name] for row in rows], type_) for name, type_ in _TRIAL_TYPES.items()}
+    for name in (k for k in (rows[0] if rows else {}) if k.startswith("value_")):
+        columns[name] = pa.array([row[name] for row in rows], pa.float64())
     names = sorted({k for p in params for k in p})
     for name in names:
         columns[f"param_{name}"] = _param_column([p.get(name) for p in params])
@@ -380,13 +447,16 @@ def _write_atomic(table: pa.Table, path: Path) -> Path:
 
 # Columns that describe when, where and under which id a trial ran — not what it computed.
 RUN_SPECIFIC_COLUMNS = ("trial_id", "wall_time_s", "node", "device", "started_at", "ended_at", "hw_latency_ms",
-                        "straggler", "straggler_ratio")
+                        "straggler", "straggler_ratio", "energy_j", "energy_spent_j", "energy_source")
 
 
 def reproducible_view(table: pa.Table) -> list[dict[str, Any]]:
-    """``trials.parquet`` rows without the run-specific columns (times, hosts, ids, measured latency): what must be
-    identical when an experiment is reproduced."""
-    keep = [c for c in table.column_names if c not in RUN_SPECIFIC_COLUMNS]
+    """``trials.parquet`` rows without the run-specific columns (times, hosts, ids, measured latency and energy, and
+    the Pareto flags when an objective is such a measurement): what must be identical when an experiment is
+    reproduced."""
+    measured = [c for c in table.column_names if c.startswith("value_") and c[len("value_"):] in TIMING_METRICS]
+    keep = [c for c in table.column_names
+            if c not in RUN_SPECIFIC_COLUMNS and c not in measured and not (measured and c == "pareto")]
     return sorted(table.select(keep).to_pylist(), key=lambda r: r["number"])
 
 

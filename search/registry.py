@@ -70,7 +70,8 @@ class Searcher:
     """A searcher: which configuration to try next. ``factory(settings, space, seed, constrained)`` returns an
     ``optuna.samplers.BaseSampler`` seeded with ``seed``; ``constrained``: trials carry constraint values.
     ``check(settings, space)`` enforces rules that span settings or need the space (raises ConfigError).
-    ``max_trials(settings, space)``: the most distinct trials it can propose (a grid's size), ``None``: no bound."""
+    ``max_trials(settings, space)``: the most distinct trials it can propose (a grid's size), ``None``: no bound.
+    ``multi_objective``: it can search several objectives at once (``objectives:``); the others refuse them."""
 
     name: str
     summary: str
@@ -78,6 +79,7 @@ class Searcher:
     factory: Callable[..., Any]
     check: Callable[[Any, Any], None] = _no_check
     max_trials: Callable[[Any, Any], int | None] = _unbounded
+    multi_objective: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,8 @@ def markdown() -> str:
     """The README's table of searchers and schedulers (between its ``registry`` markers)."""
     lines = ["| `searcher.type` | what it does | settings (default) |", "|---|---|---|"]
     lines += [_row(entry) for entry in SEARCHERS]
+    lines += ["", "Several objectives (`objectives:`) need a multi-objective searcher: "
+                  f"{_either([e.name for e in SEARCHERS if e.multi_objective])} (the others refuse them)."]
     lines += ["", "| `scheduler.type` | what it does | settings (default) |", "|---|---|---|"]
     lines += [_row(entry) for entry in SCHEDULERS]
     lines += ["", "Every scheduler also takes `max_epochs` (default 10): each trial's full budget in epochs. "

@@ -18,8 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from search import _mlflow
+from search import _mlflow, accounting
+from search.accounting import energy_summary
 from search.journal import has_journal
+from search.pareto import SelectionRuleError, select
 from search.records import ExperimentRecords, pick_best
 from search.redaction import redact
 from search.seeds import derive_seed
@@ -28,6 +30,7 @@ from search.sealing import new_open, source_identity
 from search.sealing import split_change_warnings
 from search.workdir import ExperimentFolder, existing_experiment, write_json_atomic
 from trainers import MemoryReporter, TrialSpec, resolve_trainer, sealed_data
+from trainers.energy import EnergyMeter
 from trainers.hardware import pick_device
 
 
@@ -55,21 +58,58 @@ def _winner(folder: ExperimentFolder) -> dict[str, Any]:
     if not has_journal(folder.path):
         raise SelectionError(f"experiment {folder.name!r} has no trials yet")
     # the journal, not trials.parquet: it holds the exact parameters (Parquet redacts secret-looking ones)
-    records = ExperimentRecords.read(folder.path, cfg.metric.name, cfg.metric.mode, cfg.constraints)
+    records = ExperimentRecords.read(folder.path, cfg.metric.name, cfg.metric.mode, cfg.constraints,
+                                     objectives=cfg.objectives)
     rows = [{**row, "params": records.trials[row["number"]].params} for row in records.trial_rows()]
-    winner = pick_best(rows, cfg.metric.mode)
+    selection: dict[str, Any] = {}
+    metric, mode = cfg.metric.name, cfg.metric.mode
+    if cfg.multi_objective:
+        front = [row for row in rows if row["pareto"]]
+        try:  # validation values only: the objectives are what the trials reported on the validation split
+            winner = select(front, records.objectives, cfg.select.rule, cfg.select.objective, cfg.select.subject_to)
+        except SelectionRuleError as err:
+            raise SelectionError(f"experiment {folder.name!r}: {err}; the rule is fixed in its config "
+                                 f"(select: {cfg.select.to_dict()})") from None
+        if cfg.select.objective is not None:
+            metric, mode = cfg.select.objective, next(o.mode for o in cfg.objectives if o.name == cfg.select.objective)
+        selection = {"selection": {"rule": cfg.select.to_dict(), "description": cfg.select.describe(),
+                                   "front": [row["number"] for row in front]},
+                     "objectives": dict(winner["objective_values"])}
+    else:
+        winner = pick_best(rows, cfg.metric.mode)
     if winner is None:
         states = ", ".join(sorted({r["state"] for r in rows})) or "none"
         raise SelectionError(f"experiment {folder.name!r} has no COMPLETE trial to select (trial states: {states})")
     return {
-        "experiment": folder.name, "status": folder.read_state().get("status"), "trial": winner["number"], "metric": cfg.metric.name, "mode": cfg.metric.mode,
-        "value": winner["last_value"], "best_epoch_value": winner["best_value"], "seed": winner["seed"],
-        "epochs": winner["epochs"], "params": winner["params"], "trial_id": winner["trial_id"],
+        "experiment": folder.name, "status": folder.read_state().get("status"), "trial": winner["number"],
+        "metric": metric, "mode": mode, "value": winner["objective_values"].get(metric, winner["last_value"]),
+        "best_epoch_value": winner["best_value"] if metric == cfg.metric.name else None, "seed": winner["seed"],
+        "epochs": winner["epochs"], "params": winner["params"], "trial_id": winner["trial_id"], **selection,
     }
 
 
+def pareto_report(workdir: str | Path, name: str, *, allow_interrupted: bool = False) -> dict[str, Any]:
+    """A multi-objective experiment's Pareto front (COMPLETE, feasible trials; :mod:`search.pareto`) and the point
+    its ``select:`` rule picks: ``{"objectives", "front": [{"trial", "values", "params", "selected"}], "selected",
+    "rule"}``. Validation values only: nothing here reads the test split."""
+    folder = existing_experiment(workdir, name)
+    _check_ended(folder, "its front so far is not final", allow_interrupted)
+    cfg = folder.load_config()
+    if not cfg.multi_objective:
+        raise SelectionError(f"experiment {name!r} has one objective ({cfg.metric.name}); its winner is "
+                             f"`hypernas best {name}`")
+    winner = _winner(folder)
+    records = ExperimentRecords.read(folder.path, cfg.metric.name, cfg.metric.mode, cfg.constraints,
+                                     objectives=cfg.objectives)
+    front = [{"trial": row["number"], "values": row["objective_values"], "params": records.trials[row["number"]].params,
+              "selected": row["number"] == winner["trial"]} for row in records.pareto_front()]
+    return {"experiment": name, "objectives": [{"name": o.name, "mode": o.mode} for o in cfg.objectives],
+            "front": front, "selected": winner, "rule": winner["selection"]["rule"],
+            "rule_description": winner["selection"]["description"]}
+
+
 def read_audit(folder: ExperimentFolder) -> list[dict[str, Any]]:
-    return json.loads(folder.audit_file.read_text()) if folder.audit_file.is_file() else []
+    return folder.read_audit()
 
 
 def test_metric_name(metric: str) -> str:
@@ -107,7 +147,10 @@ def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False,
         deterministic=cfg.deterministic, trial_number=int(winner["trial"]),
     )
     started = time.time()
+    meter = EnergyMeter(device, share=min(cfg.resources.gpus, 1.0) if device != "cpu" else 1.0,
+                        cpu_watts_per_core=cfg.energy.cpu_watts_per_core)
     evaluator = trainer.train(spec, MemoryReporter())  # the split is still sealed while the winner retrains
+    retrain_energy = {"retrain_energy_j": meter.lap(), "retrain_energy_source": meter.source}
     if evaluator is None:
         raise SelectionError(f"trainer {cfg.trainer!r} returned no evaluator, so the winner cannot be scored; "
                              "return an object with evaluate(split) -> metrics from the training function")
@@ -130,25 +173,27 @@ def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False,
             raise
         scores = evaluator.evaluate(test_split)  # a crash here leaves the open without a result: still a look
         metrics = {f"test_{k}": float(v) for k, v in scores.items()}
-        test_name = test_metric_name(cfg.metric.name)
+        test_name = test_metric_name(winner["metric"])
         gap = winner["value"] - metrics[test_name] if test_name in metrics else None
         ledger.append({"event": "complete", "id": intent["id"], "split": sealed.fingerprint, "model": model,
                        "experiment": folder.name, "trial": int(winner["trial"]),
                        "test_metrics": metrics, "test_metric": test_name,
-                       "validation_metric": cfg.metric.name, "validation_value": winner["value"],
-                       "optimism_gap": gap})
+                       "validation_metric": winner["metric"], "validation_value": winner["value"],
+                       "optimism_gap": gap, **{k: winner[k] for k in ("selection", "objectives") if k in winner}})
 
     entry = {
         "open": len(looks) + 1, "forced": decision.forced, "repeat": False, "ledger_id": intent["id"],
         "opened_at": intent["time"], "opened_at_iso": intent["at"], "trial": winner["trial"],
         "seed": winner["seed"], "epochs": winner["epochs"], "params": winner["params"], "model": model,
-        "validation_metric": cfg.metric.name, "validation_value": winner["value"], "test_metrics": metrics,
+        "validation_metric": winner["metric"], "validation_value": winner["value"], "test_metrics": metrics,
         "test_metric": test_name, "optimism_gap": gap, "test_split_sha256": sealed.fingerprint,
         "test_split_size": sealed.size, "split_seed": cfg.data.split_seed,
         "train_split_sha256": train.train.fingerprint, "retrain_seconds": retrain_s, "user": intent["user"],
-        "host": intent["host"], "warnings": warnings,
+        "host": intent["host"], "warnings": warnings, **retrain_energy,
+        **{k: winner[k] for k in ("selection", "objectives") if k in winner},
     }
-    _write_audit(folder, state, entry, metrics={**metrics, **({"optimism_gap": gap} if gap is not None else {})})
+    _write_audit(folder, state, entry, metrics={**metrics, **({"optimism_gap": gap} if gap is not None else {})},
+                 cfg=cfg)
     return entry
 
 
@@ -188,18 +233,23 @@ def _record_repeat(folder: ExperimentFolder, ledger: TestLedger, decision: Decis
         "optimism_gap": result["optimism_gap"], "test_split_sha256": prior.split,
         "test_split_size": None, "split_seed": prior.record.get("split_seed"),
         "train_split_sha256": None, "retrain_seconds": 0.0, "user": event["user"], "host": event["host"],
-        "warnings": warnings,
+        "warnings": warnings, **{k: winner[k] for k in ("selection", "objectives") if k in winner},
     }
     _write_audit(folder, state, entry, metrics={})
     return entry
 
 
 def _write_audit(folder: ExperimentFolder, state: dict[str, Any], entry: dict[str, Any],
-                 metrics: dict[str, float]) -> None:
-    """The experiment's own view of its looks: ``test_audit.json`` and the MLflow parent run."""
+                 metrics: dict[str, float], cfg: Any = None) -> None:
+    """The experiment's own view of its looks: ``test_audit.json`` and the MLflow parent run (with the energy
+    bill, the retrain now included, when ``cfg`` is given)."""
     audit = read_audit(folder)
     audit.append(entry)
     write_json_atomic(folder.audit_file, audit)
+    if cfg is not None:
+        records = ExperimentRecords.read(folder.path, cfg.metric.name, cfg.metric.mode, cfg.constraints)
+        metrics = {**metrics, **accounting.parent_metrics(
+            energy_summary(records.energy_totals(), audit, cfg.energy.grid_gco2_per_kwh))}
     looks = [a for a in audit if not a["repeat"]]
     _mlflow.log_to_run(
         state["tracking_uri"], state["parent_run_id"], metrics=metrics, step=len(audit) - 1,
@@ -207,6 +257,7 @@ def _write_audit(folder: ExperimentFolder, state: dict[str, Any], entry: dict[st
               "hypernas.test.repeats": len(audit) - len(looks), "hypernas.test.forced": str(entry["forced"]).lower(),
               "hypernas.test.repeat": str(entry["repeat"]).lower(), "hypernas.test.trial": entry["trial"],
               "hypernas.test.split_sha256": entry["test_split_sha256"],
-              "hypernas.test.last_opened_at": entry["opened_at_iso"]},
+              "hypernas.test.last_opened_at": entry["opened_at_iso"],
+              **({"hypernas.test.selection": entry["selection"]["description"]} if "selection" in entry else {})},
         texts={"test_audit.json": json.dumps([{**a, "params": redact(a["params"])} for a in audit], indent=2)},
     )

@@ -54,6 +54,10 @@ class ExperimentFolder:
     def audit_file(self) -> Path:
         return self.path / "test_audit.json"
 
+    def read_audit(self) -> list[dict[str, Any]]:
+        """The experiment's looks at its sealed test split (``test_audit.json``), oldest first; none: ``[]``."""
+        return json.loads(self.audit_file.read_text()) if self.audit_file.is_file() else []
+
     @property
     def tune_dir(self) -> Path:
         return self.path / "tune"

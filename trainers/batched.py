@@ -48,6 +48,26 @@ BatchNorm has a true gradient of zero, so its gradient is rounding noise, which 
 bias (and, through BatchNorm's lagging running mean, the validation output) then follows the rounding, solo as well
 as batched: measured 2.7e-5 on val_loss and one flipped validation prediction (1.6e-2 val_accuracy) in 3 epochs.
 With dropout > 0 the curves agree to the same 4.8e-7 on CPU, since the masks are the solo run's (see above).
+
+Precision: ``precision`` is outside :data:`BATCHABLE`, so it is part of the shape key and fp32 and bf16 members never
+share a vectorised group (they train as separate groups of one round). fp32 groups run exactly as above. For a bf16
+group, autocast cannot simply be entered: it does not reach the ops under vmap (the batching rules run beneath it;
+measured on CPU, torch 2.13: a vmapped ``nn.Linear`` under ``torch.autocast`` returns float32). So the vectorised copy
+spells autocast out: Linear and Conv1d round their operands to bfloat16, compute in float32 (products of bfloat16
+numbers are exact in float32, and the sums are float32 as in a bfloat16 kernel), add the bias and round the output
+to bfloat16 once -- what the solo bfloat16 kernels compute; a batched bf16 matmul plus a separate bias add would
+round twice and differ from the solo run in about a third of the logits. LayerNorm and BatchNorm take bfloat16
+inputs the way the solo mixed-type kernels do (float32 arithmetic, output in the input's dtype), and dropout noise
+is drawn in bfloat16 as ``F.dropout`` draws it on a bfloat16 input. The forward pass is then bit-identical to the
+solo autocast forward (same weights, all five test shapes, train and eval mode). The float32 arithmetic does not
+use bfloat16 kernels, so a bf16 member gets bf16's numerics, not its speed (its ``latency_ms`` is measured on the
+solo model under autocast, as the solo recipe measures it). Companion independence holds bit for bit as for fp32.
+Batched vs solo, bf16 (MNIST-1D 256 training rows, 64 validation rows, batch 50, 3 epochs, the shapes of
+``tests/trainers/test_batched.py``, 10 configurations): within 2.4e-7 for mlp norm none and cnn norm none, as fp32.
+With a norm layer, its backward and the summation order of the gradients differ at float32 level as above, and a
+value near a bfloat16 rounding boundary turns that into a bfloat16 step: max 7.1e-4 on train_loss/val_loss, and at
+most one flipped validation prediction (1.6e-2 val_accuracy); tests allow 2e-3 and one prediction. That is the size
+of bf16 itself: bf16 vs fp32 solo differs by up to 3.5e-3 on the losses and two predictions in the same runs.
 """
 
 from __future__ import annotations
@@ -147,13 +167,39 @@ def _torch_parts():
         def backward(ctx, grad):
             return grad, row_sum(grad)
 
+    def rounded(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.to(torch.bfloat16).float()
+
     class Linear(nn.Linear):
+        bf16 = False  # set on a bf16 member's copy (see the module docstring)
+
         def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.bf16:  # autocast's linear, spelled out: bfloat16 operands, float32 sums, the output rounded once
+                y = BiasAdd.apply(F.linear(rounded(x), rounded(self.weight)), rounded(self.bias))
+                return y.to(torch.bfloat16)
             y = F.linear(x, self.weight)
             return y if self.bias is None else BiasAdd.apply(y, self.bias)
 
+    class Conv1d(nn.Conv1d):
+        """A bf16 member's ``nn.Conv1d``: autocast's, spelled out as :class:`Linear`'s."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self._conv_forward(rounded(x), rounded(self.weight), rounded(self.bias))
+            return y.to(torch.bfloat16)
+
+    class LayerNorm(nn.LayerNorm):
+        """A bf16 member's ``nn.LayerNorm``: as the solo mixed-type kernel, in float32, the output in the input's
+        dtype (vmap's rule would multiply a bfloat16 result by the float32 weight: a float32 output)."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x.float()).to(x.dtype)
+
     class BatchNorm1d(nn.BatchNorm1d):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.dtype != torch.float32:
+                # a bf16 member: vmap's batch norm refuses bfloat16 inputs with float32 statistics, which the solo
+                # (mixed-type) kernel takes, computing in float32 and returning the input's dtype -- so do that
+                return self.forward(x.float()).to(x.dtype)
             if x.dim() == 2:  # the same per-feature statistics, through the 3-D kernel (see the module docstring)
                 return super().forward(x.t().unsqueeze(0)).squeeze(0).t().contiguous()
             return super().forward(x)
@@ -162,48 +208,60 @@ def _torch_parts():
         """Dropout whose noise (mask already scaled by ``1 / (1 - p)``) comes in as the ``noise`` buffer, stacked
         per member by the caller; identity in eval mode."""
 
-        def __init__(self, shape: tuple[int, ...]) -> None:
+        def __init__(self, shape: tuple[int, ...], dtype: torch.dtype) -> None:
             super().__init__()
             self.shape = shape  # one row's shape: the noise is (batch, *shape)
-            self.register_buffer("noise", torch.ones(1, *shape), persistent=False)
+            self.dtype = dtype  # the solo run's input dtype, in which F.dropout draws its noise
+            self.register_buffer("noise", torch.ones(1, *shape, dtype=dtype), persistent=False)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x * self.noise if self.training else x
 
-    _PARTS = {"Linear": Linear, "BatchNorm1d": BatchNorm1d, "FedDropout": FedDropout, "BiasAdd": BiasAdd}
+    _PARTS = {"Linear": Linear, "Conv1d": Conv1d, "LayerNorm": LayerNorm, "BatchNorm1d": BatchNorm1d,
+              "FedDropout": FedDropout, "BiasAdd": BiasAdd}
     return _PARTS
 
 
 _PARTS: dict | None = None
 
 
-def _vectorisable_copy(model: nn.Module, sample: torch.Tensor) -> nn.Module:
+def _vectorisable_copy(model: nn.Module, sample: torch.Tensor, precision: str) -> nn.Module:
     """A copy of ``model`` (one member) to ``functional_call`` with stacked tensors: the same parameter and buffer
-    names, Linear/BatchNorm1d swapped for their member-independent forms, Dropout for :class:`FedDropout`."""
+    names, Linear/BatchNorm1d swapped for their member-independent forms, Dropout for :class:`FedDropout`; for
+    ``bf16``, Linear and Conv1d cast to bfloat16 as autocast would (autocast does not reach under vmap)."""
     import copy
 
     import torch
     from torch import nn
 
+    from trainers.recipes._fit import precision_context
+
     parts = _torch_parts()
     base = copy.deepcopy(model)
-    shapes: dict[str, tuple[int, ...]] = {}
-    hooks = [module.register_forward_pre_hook(lambda m, args, name=name: shapes.__setitem__(name, args[0].shape[1:]))
+    inputs: dict[str, torch.Tensor] = {}
+    hooks = [module.register_forward_pre_hook(lambda m, args, name=name: inputs.__setitem__(name, args[0]))
              for name, module in base.named_modules() if isinstance(module, nn.Dropout)]
     base.eval()
-    with torch.no_grad():
+    with torch.no_grad(), precision_context(sample.device, precision):  # each dropout's input as the solo run has it
         base(sample)
     for hook in hooks:
         hook.remove()
+    bf16 = precision == "bf16"
     for name, module in list(base.named_modules()):
         if type(module) is nn.Linear:
             module.__class__ = parts["Linear"]  # only forward differs; parameters stay as they are
+            module.bf16 = bf16
+        elif type(module) is nn.Conv1d and bf16:
+            module.__class__ = parts["Conv1d"]
+        elif type(module) is nn.LayerNorm and bf16:
+            module.__class__ = parts["LayerNorm"]
         elif type(module) is nn.BatchNorm1d:
             module.__class__ = parts["BatchNorm1d"]
         elif isinstance(module, nn.Dropout):
             parent_name, _, child = name.rpartition(".")
             parent = base.get_submodule(parent_name) if parent_name else base
-            setattr(parent, child, parts["FedDropout"](tuple(shapes[name])).to(sample.device))
+            setattr(parent, child, parts["FedDropout"](tuple(inputs[name].shape[1:]), inputs[name].dtype)
+                    .to(sample.device))
     return base
 
 
@@ -234,7 +292,7 @@ class _Run:
 
         from trainers.hardware import hardware_profile
         from trainers.hyper import resolve
-        from trainers.recipes._fit import _optimizer, _schedule
+        from trainers.recipes._fit import _optimizer, _schedule, precision_context
 
         spec = member.spec
         if member.recipe not in BATCHABLE_RECIPES:
@@ -262,7 +320,8 @@ class _Run:
         if member.state is not None:
             self.load(member.state)
         sample = torch.as_tensor(spec.data.train.x[:1]).to(self.device)
-        self.profile = hardware_profile(self.model, sample)
+        with precision_context(self.device, self.hp["precision"]):  # latency as the solo recipe measures it
+            self.profile = hardware_profile(self.model, sample)
         self.epoch = member.epoch - 1
         self.last_state: Mapping | None = member.state
 
@@ -304,9 +363,10 @@ class _Run:
                 p = self.hp["dropout"]
                 shape = (rows, *module.shape)
                 if p == 0:  # F.dropout draws nothing at p = 0
-                    mask = torch.ones(shape)
-                else:
-                    mask = torch.empty(shape).bernoulli_(1 - p, generator=self.dropout_generator).div_(1 - p)
+                    mask = torch.ones(shape, dtype=module.dtype)
+                else:  # in the dtype F.dropout draws in (bf16 members: bfloat16, as the scale 1 / (1 - p) rounds)
+                    mask = (torch.empty(shape, dtype=module.dtype)
+                            .bernoulli_(1 - p, generator=self.dropout_generator).div_(1 - p))
                 noise[f"{name}.noise"] = mask.to(self.device)
         return noise
 
@@ -401,7 +461,7 @@ def _train_group(runs: list[_Run]) -> list:
     started = time.perf_counter()
     x_train = device_tensor(spec.data.train.x, device)  # on the GPU once per worker, not per epoch
     y_train = device_tensor(spec.data.train.y, device)
-    base = _vectorisable_copy(lead.model, x_train[:1])
+    base = _vectorisable_copy(lead.model, x_train[:1], lead.hp["precision"])  # precision is part of the shape key
     # A lone member gets a detached ghost copy of itself: K = 1 runs other kernels than K >= 2.
     slots = runs + [runs[0]] if len(runs) == 1 else runs
     k = len(runs)
@@ -440,7 +500,7 @@ def _train_group(runs: list[_Run]) -> list:
                   for name in param_names}
         stacked_noise = {name: torch.stack([member[name] for member in noise]) for name in noise[0]}
         logits = batched({**params, **buffers, **stacked_noise}, torch.stack(xs))
-        losses = _smoothed_cross_entropy(logits, torch.stack(ys), eps)
+        losses = _smoothed_cross_entropy(logits.float(), torch.stack(ys), eps)  # float32 loss, as the solo loop
         for run in runs:
             run.optimizer.zero_grad(set_to_none=True)
         losses[:k].sum().backward()
@@ -493,7 +553,7 @@ def _evaluate(base, batched, runs, slots, param_names, buffers, chunk) -> list[t
         for start in range(0, len(val), chunk):
             x = x_all[start:start + chunk]
             y = y_all[start:start + chunk]
-            logits = batched({**params, **buffers}, x.unsqueeze(0).expand(len(slots), *x.shape))
+            logits = batched({**params, **buffers}, x.unsqueeze(0).expand(len(slots), *x.shape)).float()
             logp = torch.log_softmax(logits, dim=-1)
             nll = -logp.gather(-1, y.expand(len(slots), -1).unsqueeze(-1)).squeeze(-1)
             for i, (loss, hits) in enumerate(zip(nll.sum(-1)[:k].tolist(),

@@ -18,10 +18,11 @@ if TYPE_CHECKING:
     from torch import nn
 
 # Metrics of how a run went on a machine, not of what it computed: they vary run to run and are left out of
-# bit-for-bit comparisons. Measured times (a one-shot search's predicted latency comes from a measured op table), and
-# how many trials shared a batched trial's vectorised epoch (search._tune._batching; its results do not depend on it).
+# bit-for-bit comparisons. Measured times (a one-shot search's predicted latency comes from a measured op table),
+# how many trials shared a batched trial's vectorised epoch (search._tune._batching; its results do not depend on it),
+# and the energy used and where it was read (trainers.energy; the source is a string: it depends on the machine).
 TIMING_METRICS = ("epoch_time_s", "epoch_wall_s", "latency_ms", "measured_latency_ms", "predicted_latency_ms",
-                  "batch_members")
+                  "batch_members", "energy_j", "epoch_energy_j", "energy_source")
 HARDWARE_METRICS = ("params", "macs", "latency_ms")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any, Collection, Sequence
 
 import optuna
 from optuna.trial import TrialState
@@ -133,17 +133,22 @@ class AskTellStudy:
     def __init__(self, study: optuna.Study, space: Space) -> None:
         self.study = study
         self.space = space
+        # Optuna keeps no intermediate values in a multi-objective study (Trial.report refuses): the steps are
+        # still kept here, for last_value and the pruned state
+        self.multi_objective = len(study.directions) > 1
         self._trials: dict[int, optuna.Trial] = {}
         self._steps: dict[int, dict[int, float]] = {}  # number -> {step: value} reported so far
 
     @classmethod
-    def create(cls, name: str, space: Space, searcher: SearcherConfig, seed: int, mode: str,
+    def create(cls, name: str, space: Space, searcher: SearcherConfig, seed: int, mode: str | Sequence[str],
                storage_path: Path, constrained: bool = False) -> "AskTellStudy":
+        """A new study; ``mode`` ``"max"``/``"min"``, or one per objective (a multi-objective study)."""
+        modes = [mode] if isinstance(mode, str) else list(mode)
         study = optuna.create_study(
             study_name=name,
             storage=journal_storage(storage_path),
             sampler=make_sampler(searcher, space, seed, constrained),
-            direction="maximize" if mode == "max" else "minimize",
+            directions=["maximize" if m == "max" else "minimize" for m in modes],
             load_if_exists=False,
         )
         return cls(study, space)
@@ -214,16 +219,18 @@ class AskTellStudy:
         if steps is None or step in steps or value != value:
             return
         steps[step] = float(value)
-        self._trials[number].report(float(value), step)
+        if not self.multi_objective:
+            self._trials[number].report(float(value), step)
 
     def last_value(self, number: int) -> float | None:
         """The value reported at the trial's latest step (what a COMPLETE trial is told)."""
         steps = self._steps.get(number)
         return steps[max(steps)] if steps else None
 
-    def tell(self, number: int, state: str, value: float | None = None,
+    def tell(self, number: int, state: str, value: float | Sequence[float] | None = None,
              constraints: list[float] | None = None) -> None:
-        """End trial ``number``; ``constraints`` (≤ 0 satisfied) are stored where Optuna's samplers look."""
+        """End trial ``number`` (``value``: one per objective in a multi-objective study); ``constraints`` (≤ 0
+        satisfied) are stored where Optuna's samplers look."""
         trial = self._trials.pop(number, None)
         self._steps.pop(number, None)
         if trial is None:
@@ -231,9 +238,10 @@ class AskTellStudy:
         if constraints is not None:
             set_system_attr(self.study, trial, CONSTRAINTS_ATTR, list(constraints))
         optuna_state = _TELL_STATES[state]
-        if optuna_state is TrialState.COMPLETE and (value is None or value != value):
+        values = [value] if value is None or isinstance(value, (int, float)) else list(value)
+        if optuna_state is TrialState.COMPLETE and any(v is None or v != v for v in values):
             optuna_state = TrialState.FAIL  # a finished trial with no usable value cannot rank
-        values = value if optuna_state is TrialState.COMPLETE else None
+        values = (values if self.multi_objective else values[0]) if optuna_state is TrialState.COMPLETE else None
         try:
             self.study.tell(trial, values, state=optuna_state)
         except (ValueError, RuntimeError) as err:  # e.g. already finished; never take the experiment down

@@ -84,3 +84,12 @@ class StudyFileBackend(JournalFileBackend):
                 out.flush()
                 if durable:
                     os.fsync(out.fileno())
+
+
+def hypervolume(losses: Any, reference: Any) -> float:
+    """The hypervolume dominated by the points ``losses`` (an n×k array, every objective minimised) up to
+    ``reference``: ``optuna._hypervolume.compute_hypervolume`` (exact; WFG beyond two objectives), which Optuna's
+    public API offers only inside its hypervolume-history plot."""
+    from optuna._hypervolume import compute_hypervolume
+
+    return float(compute_hypervolume(losses, reference))

@@ -16,6 +16,10 @@ which companions share its round (``trainers.batched``: bit for bit on CPU), so 
 vectorised, never what a trial computes. A member leaves when its trial ends for any reason (finished, stopped by
 ASHA — Tune ends a stopped trial's thread with ``SystemExit`` in its next report —, failed); a seat that stops asking
 without leaving is dropped after it missed :data:`STALE_ROUNDS` rounds, and taken again if it comes back.
+
+Energy (:mod:`trainers.energy`): the worker's meter measures each round (from the end of the previous one), and the
+round's joules are split equally among its members; each member's epoch metrics carry its part (``epoch_energy_j``)
+and the meter's ``energy_source``, which its thin trial reports.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any, Mapping
 import ray
 
 from trainers import SearchData
+from trainers.energy import DEFAULT_CPU_WATTS_PER_CORE
 
 GATHER_S = 0.2  # the longest a round waits for seated members that have not asked yet
 STALE_ROUNDS = 3  # rounds a seated member may miss before its seat is given up
@@ -63,14 +68,20 @@ class BatchWorker:
     """One worker process of a batched experiment (a Ray actor; see the module doc). Threaded: each member's
     request blocks in its own thread until its round has run; the thread that starts a round runs it."""
 
-    def __init__(self, data: SearchData, capacity: int, want_gpu: bool, threads: int, deterministic: bool) -> None:
+    def __init__(self, data: SearchData, capacity: int, want_gpu: bool, threads: int, deterministic: bool, *,
+                 gpus: float = 0.0, cpus: float = 1.0,
+                 energy_watts_per_core: float = DEFAULT_CPU_WATTS_PER_CORE) -> None:
         from trainers.batched import BatchTrainer
+        from trainers.energy import EnergyMeter
         from trainers.hardware import device_name, pick_device
 
         self._data = data
         self._capacity = capacity
         self._device = pick_device(want_gpu)
         self._device_name = device_name(self._device)
+        # the worker's resources (gpus, cpus) are what it is charged for; its members share each round's part
+        self._meter = EnergyMeter.for_resources(self._device, gpus=gpus, cpus=cpus,
+                                                cpu_watts_per_core=energy_watts_per_core)
         self._threads = threads
         self._deterministic = deterministic
         self._trainer = BatchTrainer()
@@ -122,10 +133,10 @@ class BatchWorker:
             self._lock.notify_all()  # a round waiting for this member can start
 
     def epoch(self, key: str, recipe: str, params: Mapping[str, Any], epochs: int, seed: int, trial_number: int,
-              epoch: int, checkpoint: bytes | None) -> tuple[dict[str, float], bytes, str, str]:
+              epoch: int, checkpoint: bytes | None) -> tuple[dict[str, float | str], bytes, str, str]:
         """Train member ``key`` for ``epoch`` (from ``checkpoint``, the bytes of epoch - 1's state, or ``None`` at
-        epoch 1) in the next round; returns its metrics, its new checkpoint bytes, the device's name and the node's id
-        (where it trained), or raises its error."""
+        epoch 1) in the next round; returns its metrics (with its part of the round's energy), its new checkpoint
+        bytes, the device's name and the node's id (where it trained), or raises its error."""
         from trainers import TrialSpec, state_from_bytes
 
         with self._lock:
@@ -191,12 +202,14 @@ class BatchWorker:
         try:
             outcomes = self._trainer.train_epoch(
                 [Member(r.key, r.recipe, r.spec, r.epoch, r.state) for r in batch])
+            energy = self._meter.lap() / len(batch)  # the round's joules, split equally among its members
             # how many trials each member's epoch was vectorised with (trainers.batched groups a round by shape)
             shapes = [shape_key(r.recipe, r.spec.params) for r in batch]
-            finished = [(request, self._encode(request, outcome, shapes.count(shape)))
+            finished = [(request, self._encode(request, outcome, shapes.count(shape), energy))
                         for request, outcome, shape in zip(batch, outcomes, shapes)]
         except BaseException as err:  # noqa: BLE001 - every member of the round gets the error, none waits forever
             finished = [(request, err) for request in batch]
+            self._meter.lap()  # a failed round's energy is nobody's epoch: the next round's window starts here
         finally:
             with self._lock:
                 for request, outcome in finished:
@@ -209,7 +222,7 @@ class BatchWorker:
                     self._first_wait = time.monotonic()
                 self._lock.notify_all()
 
-    def _encode(self, request: _Request, outcome: Any, members: int) -> Any:
+    def _encode(self, request: _Request, outcome: Any, members: int, energy_j: float) -> Any:
         from trainers import state_to_bytes
 
         if isinstance(outcome, BaseException):
@@ -219,18 +232,20 @@ class BatchWorker:
         seat = self._seats.get(request.key)
         if seat is not None and seat.spec is request.spec:
             seat.epoch, seat.checkpoint, seat.state = request.epoch, checkpoint, state
-        return {**metrics, "batch_members": float(members)}, checkpoint, self._device_name, self._node_id
+        return ({**metrics, "batch_members": float(members), "epoch_energy_j": energy_j,
+                 "energy_source": self._meter.source}, checkpoint, self._device_name, self._node_id)
 
     @staticmethod
-    def _result(request: _Request) -> tuple[dict[str, float], bytes, str, str]:
+    def _result(request: _Request) -> tuple[dict[str, float | str], bytes, str, str]:
         if isinstance(request.outcome, BaseException):
             raise copy.copy(request.outcome)  # each member's thread raises its own copy (its own traceback)
         return request.outcome
 
 
 def start_workers(count: int, capacity: int, data: SearchData, resources: Mapping[str, float], threads: int,
-                  deterministic: bool) -> list[Any]:
-    """``count`` :class:`BatchWorker` actors, each holding ``resources`` (Ray names: ``CPU``, ``GPU``, custom)."""
+                  deterministic: bool, energy_watts_per_core: float = DEFAULT_CPU_WATTS_PER_CORE) -> list[Any]:
+    """``count`` :class:`BatchWorker` actors, each holding ``resources`` (Ray names: ``CPU``, ``GPU``, custom).
+    ``energy_watts_per_core``: the energy estimate's power per busy core (:mod:`trainers.energy`)."""
     gpus = float(resources.get("GPU", 0))
     custom = {k: v for k, v in resources.items() if k not in ("CPU", "GPU") and v}
     actor = ray.remote(BatchWorker).options(
@@ -239,7 +254,9 @@ def start_workers(count: int, capacity: int, data: SearchData, resources: Mappin
         # lost with its node: started again where resources allow; its members resend their checkpoints
         max_restarts=_RESTARTS)
     data_ref = ray.put(data)
-    workers = [actor.remote(data_ref, capacity, gpus > 0, threads, deterministic) for _ in range(count)]
+    workers = [actor.remote(data_ref, capacity, gpus > 0, threads, deterministic, gpus=gpus,
+                            cpus=float(resources.get("CPU", 1)), energy_watts_per_core=energy_watts_per_core)
+               for _ in range(count)]
     # a worker the cluster cannot start now (its resources are held by others) would make every trial wait for it
     started = [worker.stats.remote() for worker in workers]
     ready, _ = ray.wait(started, num_returns=len(started), timeout=START_S)

@@ -68,8 +68,9 @@ class EventBridge(tune.Callback):
             return
         metrics = {k: v for k, v in result.items()
                    if k not in RESERVED_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        source = result.get("energy_source")
         self.monitor.trial_result(self._number(trial), int(result[TIME_ATTR]), metrics, node_name(result),
-                                  result.get("device"))
+                                  result.get("device"), energy_source=source if isinstance(source, str) else None)
         if isinstance(result.get(GENOTYPE_KEY), str):  # a one-shot search: the genotype derived so far
             self.monitor.trial_derived(self._number(trial), int(result[TIME_ATTR]), result[GENOTYPE_KEY])
 

@@ -46,7 +46,7 @@ def run_trials(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, sto
             count = min(count, -(-limit // resources.trials_per_worker))
         limit = min(limit or count * resources.trials_per_worker, count * resources.trials_per_worker)
         workers = start_workers(count, resources.trials_per_worker, data, resources.ray_request(), resources.threads,
-                                cfg.deterministic)
+                                cfg.deterministic, energy_watts_per_core=cfg.energy.cpu_watts_per_core)
         limit = min(limit, len(workers) * resources.trials_per_worker)  # the workers that did start
     try:
         return _run_tune(cfg, study, data, storage, monitor, trials, restore, signals, limit, tuple(workers))
@@ -61,7 +61,8 @@ def _run_tune(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, stor
     resources = cfg.resources
     settings = TrialSettings(cfg.trainer, cfg.deterministic, resources.threads, resources.gpus,
                              cfg.constraints, cfg.faults, cfg.seed, secrets=tuple(sorted(known_secrets())),
-                             workers=workers, trials_per_worker=resources.trials_per_worker)
+                             workers=workers, trials_per_worker=resources.trials_per_worker, cpus=resources.cpus,
+                             energy_watts_per_core=cfg.energy.cpu_watts_per_core)
     trainable = tune.with_resources(
         # a batched trial's own process needs no data (its worker has it) and no CPU or GPU of its own
         tune.with_parameters(trial_entry, data=None if workers else data, settings=settings),
@@ -79,7 +80,8 @@ def _run_tune(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, stor
                                   history=rung_history(monitor.events.rows) if restore else None,
                                   park=cfg.scheduler.promotion == "ordered", slots=slots, finished=finished)
     for number in sorted(finished):  # ended in the journal, not told to Optuna: the driver died in between
-        searcher.tell_ended(number, monitor.records.trials[number].state)
+        record = monitor.records.trials[number]
+        searcher.tell_ended(number, record.state, monitor.records.objective_values(record))
     samples = trials
     if restore and not tune.Tuner.can_restore(str(storage.resolve())):
         # stopped before Ray Tune saved any state (e.g. Ctrl-C at the start): Tune starts afresh for what is left of

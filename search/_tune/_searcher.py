@@ -27,7 +27,7 @@ from search.config import ExperimentConfig
 from search.constraints import constraint_values
 from search.events import EventLog
 from search.oneshot import FINISHED
-from search.records import final_state
+from search.records import final_state, final_value
 from search.seeds import derive_seed
 
 
@@ -50,6 +50,8 @@ class OptunaSearcher(Searcher):
         self.last_epoch: dict[str, int] = {}  # a PAUSED trial stopped by HyperBand completes with no result
         self.last_metrics: dict[str, dict] = {}  # the constrained metrics of the last result
         self.last_value: dict[str, float] = {}  # the metric of the last result, NaN included (a NaN end FAILS)
+        self.objectives = [o.name for o in cfg.objectives]  # several: told as one value each (a Pareto front)
+        self.last_objectives: dict[str, dict[str, float]] = {}  # their values in the last result
         self.budget = trials
         self.asked = 0
         self.queue: list[tuple[int, dict]] = []  # strict mode: the current generation's asked configurations
@@ -111,6 +113,9 @@ class OptunaSearcher(Searcher):
         self.last_epoch[trial_id] = int(result[TIME_ATTR])
         if self.cfg.constraints:
             self.last_metrics[trial_id] = {c.metric: result.get(c.metric) for c in self.cfg.constraints}
+        if self.objectives:
+            last = self.last_objectives.setdefault(trial_id, {})
+            last.update({name: float(result[name]) for name in self.objectives if result.get(name) is not None})
         value = result.get(self.cfg.metric.name)
         if value is not None:
             self.last_value[trial_id] = float(value)
@@ -127,17 +132,24 @@ class OptunaSearcher(Searcher):
         # Same rule as the records (final_state): a trial stopped before its first report is PRUNED unless it
         # errored; one that trained all its epochs is COMPLETE with its last value; a NaN or infinite last value
         # FAILS (Optuna's history keeps only intermediate values, so its last_value would be a stale earlier one).
-        state = final_state(self.last_epoch.pop(trial_id, 0), epochs, error, self.last_value.pop(trial_id, None))
+        last_value = self.last_value.pop(trial_id, None)
+        values = None
+        if self.objectives:  # every objective must end finite (same rule as the records: final_value)
+            last = self.last_objectives.pop(trial_id, {})
+            values = [last.get(name) for name in self.objectives]
+            last_value = final_value(values)
+        state = final_state(self.last_epoch.pop(trial_id, 0), epochs, error, last_value)
         metrics = self.last_metrics.pop(trial_id, None)
         constraints = constraint_values(self.cfg.constraints, metrics) if self.cfg.constraints and metrics else None
-        value = self.study.last_value(number) if state == "COMPLETE" else None
+        value = (values if values is not None else self.study.last_value(number)) if state == "COMPLETE" else None
         if self.strict:
             self.ready[number] = (state, value, constraints)
             self._tell_in_order()
         else:
             self._tell(number, state, value, constraints)
 
-    def _tell(self, number: int, state: str, value: float | None, constraints: list[float] | None) -> None:
+    def _tell(self, number: int, state: str, value: float | list[float] | None,
+              constraints: list[float] | None) -> None:
         self.study.tell(number, state, value, constraints)
         self.events.tell(number, state, value)
 
@@ -197,8 +209,10 @@ class OptunaSearcher(Searcher):
             self.asked = self.study.asked()
             self.told = min((n for n in range(self.asked) if self.study.is_open(n)), default=self.asked)
 
-    def tell_ended(self, number: int, state: str) -> None:
-        """Tell Optuna how a trial ended that the records saw end (COMPLETE, with its last value, or PRUNED) and
-        Optuna was never told of: the driver died in between."""
+    def tell_ended(self, number: int, state: str, values: list[float] | None = None) -> None:
+        """Tell Optuna how a trial ended that the records saw end (COMPLETE, with its last value — ``values``, the
+        recorded last value of each objective, in a multi-objective experiment — or PRUNED) and Optuna was never
+        told of: the driver died in between."""
         if self.study.is_open(number):
-            self._tell(number, state, self.study.last_value(number) if state == "COMPLETE" else None, None)
+            value = (values if self.objectives else self.study.last_value(number)) if state == "COMPLETE" else None
+            self._tell(number, state, value, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -16,10 +17,12 @@ from search.constraints import Constraint, violations
 from search.faults import FaultPlan
 from search.redaction import redacted_exception, remember_secrets
 from trainers import SearchData, TrialSpec, resolve_trainer, state_from_bytes, state_to_bytes
+from trainers.energy import DEFAULT_CPU_WATTS_PER_CORE, EnergyMeter
 from trainers.hardware import device_name, pick_device
 
 _CHECKPOINT_FILE = "state.pt"
 _EPOCH_FILE = "epoch"  # beside it: the epoch, readable without torch (a batched trial's thin client has none)
+_ENERGY_FILE = "energy"  # and the trial's joules up to that epoch, along its checkpoint chain (likewise)
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,10 @@ class TrialSettings:
 
     ``secrets``: every secret value the driver knows (:func:`search.redaction.known_secrets`), so a worker on any
     node masks them in a trial's exception before Ray sees it. Left out of the repr: never logged.
+
+    ``cpus`` (a trial's, or a batched worker's, ``resources.cpus``) and ``gpus`` set the part of a measured device a
+    trial is charged for its energy; ``energy_watts_per_core`` is the estimate's power per busy core
+    (:mod:`trainers.energy`).
     """
 
     trainer: str
@@ -41,6 +48,8 @@ class TrialSettings:
     # batched trials (resources.trials_per_worker > 1): the BatchWorker actors that train them, K seats each
     workers: tuple[Any, ...] = field(default=(), repr=False)
     trials_per_worker: int = 1
+    cpus: float = 1.0
+    energy_watts_per_core: float = DEFAULT_CPU_WATTS_PER_CORE
 
 
 class _Infeasible(Exception):
@@ -48,18 +57,26 @@ class _Infeasible(Exception):
 
 
 class _TuneReporter:
-    """A trainers ``Reporter`` on Ray Tune: metrics via ``tune.report``, state as a checkpoint per epoch."""
+    """A trainers ``Reporter`` on Ray Tune: metrics via ``tune.report``, state as a checkpoint per epoch.
+
+    Every report carries the epoch's energy: ``epoch_energy_j`` (a lap of ``meter``: since the previous report, or
+    the attempt's start), ``energy_j`` (the trial's joules up to this epoch along its checkpoint chain: a restart
+    from a checkpoint goes on from the joules saved with it) and ``energy_source``. Without a meter (a batched
+    trial's thin client: its worker measures) the first two come in the metrics.
+    """
 
     def __init__(self, epochs: int, device: str, attempt: int, constraints: tuple[Constraint, ...] = (),
-                 faults: FaultPlan | None = None) -> None:
+                 faults: FaultPlan | None = None, meter: EnergyMeter | None = None) -> None:
         self.epochs = epochs
         self.device = device
         self.attempt = attempt
         self.constraints = constraints
         self.faults = faults
+        self.meter = meter
         self.node_id = ray.get_runtime_context().get_node_id()
         self._created = time.perf_counter()
         self._last: float | None = None  # when the previous report of this attempt returned
+        self._energy_j = 0.0  # up to the last report (or the checkpoint restored); NaN once any part is unknown
 
     def report(self, epoch: int, metrics: Mapping[str, float], state: Mapping[str, Any] | bytes | None = None) -> None:
         """One epoch's metrics, and the state to resume from (or its checkpoint bytes, as a batched worker sends)."""
@@ -75,9 +92,16 @@ class _TuneReporter:
         now = time.perf_counter()
         # Wall time since the previous report as this worker saw it: what a slow node or a straggler shows.
         wall, self._last = now - self._last, now
+        if self.meter is not None:
+            epoch_energy, source = self.meter.lap(), self.meter.source
+        else:  # a batched member: its worker measured the round and sent this member's part
+            epoch_energy = float(metrics.get("epoch_energy_j", math.nan))
+            source = str(metrics.get("energy_source", "estimate"))
+        self._energy_j += epoch_energy  # an unknown epoch leaves the total unknown, not smaller
         # numbers, and strings such as the genotype a one-shot search derived so far
         result = {**{k: v if isinstance(v, str) else float(v) for k, v in metrics.items()}, "epoch_wall_s": wall, "epoch": epoch,
-                  "epochs": self.epochs, "device": self.device, "node_id": self.node_id, "attempt": self.attempt}
+                  "epochs": self.epochs, "device": self.device, "node_id": self.node_id, "attempt": self.attempt,
+                  "epoch_energy_j": epoch_energy, "energy_j": self._energy_j, "energy_source": source}
         if state is None:
             tune.report(result)
         else:
@@ -85,6 +109,7 @@ class _TuneReporter:
             with tempfile.TemporaryDirectory(prefix="hypernas-ckpt-") as folder:
                 Path(folder, _CHECKPOINT_FILE).write_bytes(checkpoint)
                 Path(folder, _EPOCH_FILE).write_text(str(epoch))
+                Path(folder, _ENERGY_FILE).write_text(repr(self._energy_j))
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
         if self.constraints and violations(self.constraints, metrics):
             raise _Infeasible()  # no point training a model that can never be selected
@@ -105,6 +130,9 @@ class _TuneReporter:
             data = Path(folder, _CHECKPOINT_FILE).read_bytes()
             epoch_file = Path(folder, _EPOCH_FILE)
             epoch = int(epoch_file.read_text()) if epoch_file.is_file() else state_from_bytes(data)["epoch"]
+            energy_file = Path(folder, _ENERGY_FILE)
+            # a checkpoint saved before energy was measured: what the trial used up to it is unknown
+            self._energy_j = float(energy_file.read_text()) if energy_file.is_file() else math.nan
         return epoch, data
 
 
@@ -127,8 +155,10 @@ def trial_entry(config: dict[str, Any], *, data: SearchData, settings: TrialSett
 
 
 def _train(config: dict[str, Any], data: SearchData, settings: TrialSettings) -> None:
-    # a batched trial's own process trains nothing (its worker has the device): it needs no torch
+    # a batched trial's own process trains nothing (its worker has the device and measures its energy): no torch
     device = "cpu" if settings.workers else pick_device(settings.gpus > 0)
+    meter = None if settings.workers else EnergyMeter.for_resources(
+        device, gpus=settings.gpus, cpus=settings.cpus, cpu_watts_per_core=settings.energy_watts_per_core)
     spec = TrialSpec(
         params={k: v for k, v in config["params"].items() if k != "epochs"},
         data=data,
@@ -150,7 +180,7 @@ def _train(config: dict[str, Any], data: SearchData, settings: TrialSettings) ->
         reporter = _TuneReporter(spec.epochs, "", attempt, constraints, faults)  # the worker says which device
         _train_batched(trainer, spec, reporter, settings)
         return
-    reporter = _TuneReporter(spec.epochs, device_name(device), attempt, constraints, faults)
+    reporter = _TuneReporter(spec.epochs, device_name(device), attempt, constraints, faults, meter)
     resolve_trainer(trainer).train(spec, reporter)
 
 

@@ -32,4 +32,5 @@ def _size(settings: NoSettings, space: Any) -> int:
 
 ENTRY = SEARCHERS.register(Searcher(
     "grid", "every point of a finite space once, in a seeded order (every Float needs a `step`); the trial budget "
-            "is capped at the grid's size", NoSettings, _make, check=_check, max_trials=_size))
+            "is capped at the grid's size", NoSettings, _make, check=_check, max_trials=_size,
+    multi_objective=True))

@@ -13,4 +13,4 @@ def _make(settings: NoSettings, space: Any, seed: int, constrained: bool) -> Any
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-ENTRY = SEARCHERS.register(Searcher("random", "independent uniform draws (Optuna)", NoSettings, _make))
+ENTRY = SEARCHERS.register(Searcher("random", "independent uniform draws (Optuna)", NoSettings, _make, multi_objective=True))

@@ -43,7 +43,7 @@ BAD_RUNS = [
     ({"budget": {"trials": "many"}}, "budget.trials: must be an integer >= 1"),
     ({"colour": "red"}, "colour: unknown setting"),
     ({"space": {"lr": {"type": "float", "low": 0.1, "high": 0.01}}}, "space.lr.low: low < high must hold"),
-    ({"searcher": "bayes"}, "searcher.type: must be one of tpe, random, cmaes, grid, evolution, reinforce (got 'bayes')"),
+    ({"searcher": "bayes"}, "searcher.type: must be one of tpe, random, cmaes, grid, evolution, reinforce, motpe, nsga2, nsga3 (got 'bayes')"),
     ({"scheduler": "pbt"}, "scheduler.type: must be one of asha, hyperband, median, none (got 'pbt')"),
     ({"trainer": "resnet"}, "trainer: unknown trainer 'resnet'"),
     ({"seed": "zero"}, "seed: must be an integer >= 0"),

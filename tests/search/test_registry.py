@@ -18,7 +18,7 @@ from search.registry import SCHEDULERS, SEARCHERS, NoSettings, Scheduler, Search
 from tests.conftest import ROOT
 from tests.helpers import tiny_config
 
-BUILTIN_SEARCHERS = ("tpe", "random", "cmaes", "grid", "evolution", "reinforce")
+BUILTIN_SEARCHERS = ("tpe", "random", "cmaes", "grid", "evolution", "reinforce", "motpe", "nsga2", "nsga3")
 BUILTIN_SCHEDULERS = ("asha", "hyperband", "median", "none")
 GRID_SPACE = {"lr": {"type": "categorical", "choices": [0.003, 0.01]}, "width": {"type": "categorical",
               "choices": [16, 32]}, "batch_size": 64}

@@ -57,7 +57,8 @@ def _training(name: str, default: Any) -> Hyper:
 # DARTS' search settings (Liu et al. 2019) as defaults: SGD, momentum 0.9, lr 0.025 cosine-annealed, weight decay
 # 3e-4, batch 64; 3 stages of 2 cells at 16 channels (DARTS' 8-cell search network: 6 normal, 2 reduction cells).
 ONESHOT_HYPERPARAMETERS: dict[str, Hyper] = {
-    **TRAINING_HYPERPARAMETERS,
+    # a supernet search trains in fp32 (precision is a knob of the recipes that train one model: mlp, cnn, nas)
+    **{k: v for k, v in TRAINING_HYPERPARAMETERS.items() if k != "precision"},
     "lr": _training("lr", 0.025),
     "weight_decay": _training("weight_decay", 3e-4),
     "optimizer": _training("optimizer", "sgd"),

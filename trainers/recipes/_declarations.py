@@ -22,6 +22,8 @@ TRAINING_HYPERPARAMETERS: dict[str, Hyper] = {
     "label_smoothing": Hyper(0.0, "cross-entropy label smoothing", low=0.0, high=0.5),
     "augment_shift": Hyper(0, "random shift of each signal by up to this many steps (0 = off)", low=0, high=1000,
                            integer=True),
+    "precision": Hyper("fp32", "forward passes in float32, or under bfloat16 autocast (weights stay float32)",
+                       choices=("fp32", "bf16")),
 }
 
 # What fit_classifier reports each epoch (validation metrics only while a validation split exists), including

@@ -5,10 +5,17 @@ seed, and each epoch's state (model, optimiser, schedule, RNG states) goes to th
 trial continues bit for bit where it stopped. The hyperparameters it reads and the metrics it reports are declared
 in ``_declarations`` (``TRAINING_HYPERPARAMETERS``, ``CLASSIFIER_METRICS``), where config checks find them without
 torch.
+
+Precision (``precision: fp32 | bf16``): with ``bf16`` every forward pass -- training, evaluation, the hardware
+profile's latency -- runs under ``torch.autocast(<device type>, torch.bfloat16)``, so convolutions and linear layers
+compute in bfloat16; the loss is taken on the logits cast back to float32, and the weights, their gradients, the
+optimiser state and the checkpoints stay float32 (bfloat16 has float32's range: no loss scaling). With ``fp32`` no
+autocast context is entered at all, so fp32 trials compute exactly what they did before the knob existed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any, Mapping
@@ -25,12 +32,29 @@ from trainers.spec import TrialSpec
 _EVAL_BATCH = 2048
 
 
-class TorchClassifier:
-    """A trained classifier: the :class:`trainers.spec.Evaluator` every built-in recipe returns."""
+def precision_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The context a forward pass of a ``precision`` trial runs in: none at all for ``fp32``, bfloat16 autocast on
+    ``device``'s type for ``bf16``.
 
-    def __init__(self, model: nn.Module, device: torch.device) -> None:
+    >>> precision_context(torch.device("cpu"), "bf16").fast_dtype
+    torch.bfloat16
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    raise ValueError(f"precision must be one of ['fp32', 'bf16'] (got {precision!r})")
+
+
+class TorchClassifier:
+    """A trained classifier: the :class:`trainers.spec.Evaluator` every built-in recipe returns. It evaluates in
+    the ``precision`` it was trained in."""
+
+    def __init__(self, model: nn.Module, device: torch.device, precision: str = "fp32") -> None:
+        precision_context(device, precision)  # refuses an unknown precision here, not at the first evaluation
         self.model = model
         self.device = device
+        self.precision = precision
 
     @torch.no_grad()
     def evaluate(self, split: Split) -> dict[str, float]:
@@ -41,7 +65,9 @@ class TorchClassifier:
         for start in range(0, len(split), _EVAL_BATCH):
             x = x_all[start:start + _EVAL_BATCH]
             y = y_all[start:start + _EVAL_BATCH]
-            logits = self.model(x)
+            with precision_context(self.device, self.precision):
+                logits = self.model(x)
+            logits = logits.float()  # the loss in float32 (a no-op for fp32)
             total_loss += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
         n = max(len(split), 1)
@@ -95,7 +121,8 @@ def fit_classifier(spec: TrialSpec, reporter: Reporter, model: nn.Module, hp: Ma
     schedule = _schedule(optimizer, hp, steps_per_epoch * spec.epochs)
     # CPU generator for shuffles and augmentation: identical streams on CPU and GPU runs.
     generator = torch.Generator().manual_seed(spec.seed)
-    evaluator = TorchClassifier(model, device)
+    precision = hp["precision"]
+    evaluator = TorchClassifier(model, device, precision)
 
     first_epoch = 1
     restored = reporter.restore()
@@ -110,7 +137,8 @@ def fit_classifier(spec: TrialSpec, reporter: Reporter, model: nn.Module, hp: Ma
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         first_epoch = last_epoch + 1
 
-    profile = hardware_profile(model, x_train[:1])
+    with precision_context(device, precision):  # latency as the trial runs its forward passes
+        profile = hardware_profile(model, x_train[:1])
     for epoch in range(first_epoch, spec.epochs + 1):
         started = time.perf_counter()
         model.train()
@@ -121,7 +149,10 @@ def fit_classifier(spec: TrialSpec, reporter: Reporter, model: nn.Module, hp: Ma
             x = x_train[index]
             if hp["augment_shift"] and x.ndim == 2:
                 x = _shift(x, hp["augment_shift"], generator)
-            loss = F.cross_entropy(model(x), y_train[index], label_smoothing=hp["label_smoothing"])
+            with precision_context(device, precision):
+                logits = model(x)
+            # the loss in float32 (a no-op for fp32; the cast's backward hands bfloat16 gradients to the model)
+            loss = F.cross_entropy(logits.float(), y_train[index], label_smoothing=hp["label_smoothing"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
