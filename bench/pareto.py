@@ -27,8 +27,8 @@ SCRIPT = Path(sys.executable).parent / "hypernas"
 CLI = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "search.cli"]
 EXAMPLE = ROOT / "examples" / "mnist1d_pareto.yaml"
 NAME = "mnist1d-pareto"
-QUICK = ["budget.trials=8", "scheduler.max_epochs=4", "scheduler.grace_period=2", "searcher.population_size=4",
-         "data.num_samples=1000", "budget.time_budget_s=600", "select=knee"]
+QUICK = ["budget.trials=8", "scheduler.max_epochs=4", "scheduler.grace_period=2", "searcher.n_startup_trials=4",
+         "data.num_samples=1000", "budget.time_budget_s=600"]
 
 
 def _cli(*argv: str) -> str:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{' — an ESTIMATE (no energy counter readable)' if energy['estimated'] else ''}")
     print(f"CO2e: {energy['co2e_g']:.4g} g at {energy['grid_gco2_per_kwh']:g} g/kWh")
     print(f"hypervolume: {front_hypervolume(rows, records.objectives, reference):.6g} "
-          f"(objectives as losses; reference point {[round(r, 6) for r in reference]})")
+          f"(objectives as losses; reference point {[round(float(r), 6) for r in reference]})")
     return 0
 
 

@@ -24,12 +24,15 @@ def energy_summary(trials: Mapping[str, Any], audit: Iterable[Mapping[str, Any]]
         if joules is not None and source and math.isfinite(joules):
             retrain += joules
             by_source[source] = by_source.get(source, 0.0) + joules
-    if not by_source:
+    unknown = int(trials.get("unknown_epochs", 0))
+    if not by_source and not unknown:
         return None
     total = math.fsum(by_source.values())
+    # "mixed": a trial restarted on a node with another source; it may hold estimated joules
     return {"energy_j": total, "trials_energy_j": float(trials.get("energy_j", 0.0)), "retrain_energy_j": retrain,
-            "by_source": dict(sorted(by_source.items())), "estimated": "estimate" in by_source,
-            "co2e_g": co2e_g(total, grid_gco2_per_kwh), "grid_gco2_per_kwh": grid_gco2_per_kwh}
+            "by_source": dict(sorted(by_source.items())), "estimated": bool({"estimate", "mixed"} & set(by_source)),
+            "unknown_epochs": unknown, "co2e_g": co2e_g(total, grid_gco2_per_kwh),
+            "grid_gco2_per_kwh": grid_gco2_per_kwh}
 
 
 def describe(summary: Mapping[str, Any] | None) -> str:
@@ -39,8 +42,10 @@ def describe(summary: Mapping[str, Any] | None) -> str:
     parts = " + ".join(f"{j:,.1f} J {source}" for source, j in summary["by_source"].items())
     flag = " — an ESTIMATE from CPU time (no energy counter was readable)" if summary["estimated"] else ""
     retrain = f"; sealed retrain {summary['retrain_energy_j']:,.1f} J of it" if summary["retrain_energy_j"] else ""
-    return (f"{summary['energy_j']:,.1f} J ({parts}) = {summary['co2e_g']:.4g} g CO2e at "
-            f"{summary['grid_gco2_per_kwh']:g} g/kWh{retrain}{flag}")
+    unknown = (f"; INCOMPLETE: {summary['unknown_epochs']} epochs could not be read and are not in it"
+               if summary.get("unknown_epochs") else "")
+    return (f"{summary['energy_j']:,.1f} J ({parts or 'nothing read'}) = {summary['co2e_g']:.4g} g CO2e at "
+            f"{summary['grid_gco2_per_kwh']:g} g/kWh{retrain}{unknown}{flag}")
 
 
 def parent_metrics(summary: Mapping[str, Any] | None) -> dict[str, float]:
@@ -49,4 +54,5 @@ def parent_metrics(summary: Mapping[str, Any] | None) -> dict[str, float]:
         return {}
     return {"energy_total_j": summary["energy_j"], "energy_trials_j": summary["trials_energy_j"],
             "energy_retrain_j": summary["retrain_energy_j"], "co2e_total_g": summary["co2e_g"],
+            "energy_unknown_epochs": float(summary["unknown_epochs"]),
             **{f"energy_{source}_j": j for source, j in summary["by_source"].items()}}

@@ -239,6 +239,8 @@ class MetricConfig:
 # or a constraint. energy_j: the trial's joules so far (search._tune._trainable; trainers.energy measures them).
 TRIAL_METRICS = ("energy_j", "epoch_energy_j", "epoch_wall_s")
 MAX_OBJECTIVES = 8
+# metrics measured on the machine (times, energy): searching them makes the sampler's proposals machine-dependent
+MEASURED_METRICS = (*TRIAL_METRICS, "epoch_time_s", "latency_ms", "measured_latency_ms", "predicted_latency_ms")
 
 
 @dataclass(frozen=True)
@@ -661,7 +663,7 @@ def _parse_metric(raw: Any, reported: tuple[str, ...] | None, trainer: str, path
     if isinstance(raw, str):
         raw = {"name": raw}
     section = _Section(raw, path)
-    name = section.take("name", _str, "val_accuracy")
+    name = section.take("name", _str, "val_accuracy" if path == "metric" else _REQUIRED)
     known = None if reported is None else (*reported, *TRIAL_METRICS)
     if known is not None and name not in known:
         raise ConfigError(f"{path}.name", f"trainer {trainer!r} does not report {name!r} (it reports: {', '.join(known)})")
@@ -1138,6 +1140,11 @@ def config_from_dict(raw: Any, *, default_name: str | None = None) -> Experiment
     tracking = _parse_tracking(top.take("tracking", lambda p, v: v, None))
     constraints = _parse_constraints(top.take("constraints", lambda p, v: v, None), trainer.metrics, trainer_name)
     reproducible = _parse_reproducible(top.take("reproducible", lambda p, v: v, None), scheduler)
+    measured = [o.name for o in (objectives or (metric,)) if o.name in MEASURED_METRICS]
+    if reproducible.mode == "strict" and measured:
+        raise ConfigError("reproducible.mode", f"strict promises identical results, but {measured[0]} is measured "
+                          "(it differs run to run, and the sampler's proposals follow it); use async, or bound it "
+                          "with constraints: instead of searching it")
     tolerance = _parse_tolerance(top.take("tolerance", lambda p, v: v, None))
     faults = _parse_faults(top.take("faults", lambda p, v: v, None))
     top.finish()

@@ -259,7 +259,8 @@ def _close(cfg: ExperimentConfig, folder: ExperimentFolder, records: ExperimentR
     counts = records.counts()
     for path in (trials_path, curves_path, events_path):
         tracker.parent_artifact(path)
-    parent_tags, parent_metrics = experiment_end(records, status, cfg.energy.grid_gco2_per_kwh)
+    parent_tags, parent_metrics = experiment_end(records, status, cfg.energy.grid_gco2_per_kwh, folder.read_audit(),
+                                                 cfg.select)
     if records.objectives:
         table, plots = front_artifacts(records, folder)
         tracker.parent_table(PARETO_FILE, table)

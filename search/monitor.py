@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from search import accounting
+from search import accounting, pareto
 from search._mlflow import TrackingWriter, TrialSnapshot
 from search.accounting import energy_summary
 from search.config import SEARCH_PHASE, EnergyConfig
@@ -84,11 +84,12 @@ def oneshot_texts(records: ExperimentRecords, record: TrialRecord) -> dict[str, 
 
 
 def experiment_end(records: ExperimentRecords, status: str, grid_gco2_per_kwh: float = EnergyConfig.grid_gco2_per_kwh,
-                   audit: Iterable[Mapping[str, Any]] = ()) -> tuple[dict[str, Any], dict[str, float]]:
+                   audit: Iterable[Mapping[str, Any]] = (), select: Any = None) -> tuple[dict[str, Any], dict[str, float]]:
     """Tags and metrics of the experiment's parent run once it has ended with ``status`` (also used when
     back-filling MLflow): counts, the best trial, the energy bill (:mod:`search.accounting`; ``audit``: the sealed
-    test's retrains so far), the Pareto front of a multi-objective experiment; a one-shot experiment's parent also
-    gets the spread over its search seeds."""
+    test's retrains so far), the Pareto front of a multi-objective experiment and the trial its ``select`` rule
+    picks (``hypernas.best_trial`` is the best first objective); a one-shot experiment's parent also gets the spread
+    over its search seeds."""
     best, counts = records.best(), records.counts()
     tags = {"hypernas.state": status.upper(), "hypernas.best_trial": best.number if best else "none",
             **{f"hypernas.trials.{k.lower()}": v for k, v in counts.items()}}
@@ -103,6 +104,12 @@ def experiment_end(records: ExperimentRecords, status: str, grid_gco2_per_kwh: f
         tags |= {"hypernas.objectives": ",".join(f"{o.name}:{o.mode}" for o in records.objectives),
                  "hypernas.pareto_front": ",".join(str(row["number"]) for row in front) or "none"}
         metrics["pareto_front_size"] = float(len(front))
+        if select is not None:
+            try:
+                chosen = pareto.select(front, records.objectives, select.rule, select.objective, select.subject_to)
+                tags["hypernas.selected_trial"] = chosen["number"]
+            except pareto.SelectionRuleError as err:
+                tags["hypernas.selected_trial"] = f"none: {err}"[:500]
     searches = [r for r in records.trials.values() if r.phase == SEARCH_PHASE]
     if searches:
         spread = search_summary(searches)

@@ -58,9 +58,11 @@ def not_finite(value: float | None) -> bool:
     return value is not None and not math.isfinite(value)
 
 
-def final_value(values: Sequence[float | None]) -> float | None:
+def final_value(values: Sequence[float | None], complete: bool = True) -> float | None:
     """The one value :func:`final_state` judges for several objectives: the first that is not finite (a trial whose
-    any objective ends NaN or infinite FAILS), else the first objective's."""
+    any objective ends NaN or infinite FAILS) — and, for a trial that trained its whole budget (``complete``), one
+    never reported counts as NaN: it cannot be placed on a front — else the first objective's."""
+    values = [math.nan if v is None and complete else v for v in values]
     return next((v for v in values if not_finite(v)), values[0] if values else None)
 
 
@@ -95,7 +97,14 @@ class TrialRecord:
     objective_last: dict[str, float] = field(default_factory=dict)  # several objectives: each one's last value
     energy_j: float | None = None  # joules of its training so far, along its checkpoint chain (as reported)
     energy_spent_j: float = 0.0  # joules of every epoch it reported, epochs run again after a restart included
-    energy_source: str | None = None  # nvml | rapl | estimate (trainers.energy)
+    energy_by_source: dict[str, float] = field(default_factory=dict)  # the same, per source of each epoch
+    energy_unknown_epochs: int = 0  # epochs whose energy could not be read (NaN): not in the sums above
+
+    @property
+    def energy_source(self) -> str | None:
+        """nvml | rapl | estimate (trainers.energy), or mixed: its epochs were measured by more than one source."""
+        sources = list(self.energy_by_source)
+        return None if not sources else sources[0] if len(sources) == 1 else "mixed"
 
     @property
     def feasible(self) -> bool:
@@ -232,11 +241,15 @@ class ExperimentRecords:
         record = self.trials[number]
         if state in (None, "COMPLETE", "PRUNED"):
             values = self.objective_values(record)
-            last = record.last_value if values is None else final_value(values)
+            last = record.last_value if values is None else \
+                final_value(values, record.epochs_run >= record.epochs)
             state = final_state(record.epochs_run, record.epochs, False, last)
-            if state == "FAILED":
-                name = self.metric if values is None else self.objectives[values.index(last)].name
-                error = final_value_error(name, last)
+            if state == "FAILED" and values is None:
+                error = final_value_error(self.metric, last)
+            elif state == "FAILED":
+                name, value = next((o.name, v) for o, v in zip(self.objectives, values)
+                                   if v is None or not math.isfinite(v))
+                error = f"objective {name} was never reported" if value is None else final_value_error(name, value)
         self.journal.append("ended", number=number, state=state, error=error, at=time.time() if at is None else at)
         return record
 
@@ -277,7 +290,10 @@ class ExperimentRecords:
         spent = metrics.get("epoch_energy_j")
         if spent is not None and math.isfinite(spent):
             record.energy_spent_j += spent
-        record.energy_source = energy_source or record.energy_source
+            source = energy_source or "unknown"
+            record.energy_by_source[source] = record.energy_by_source.get(source, 0.0) + spent
+        elif spent is not None:
+            record.energy_unknown_epochs += 1
         for objective in self.objectives:
             if objective.name in metrics:
                 record.objective_last[objective.name] = metrics[objective.name]
@@ -335,10 +351,11 @@ class ExperimentRecords:
         source: a measurement (nvml, rapl) and an estimate are never added up silently."""
         by_source: dict[str, float] = {}
         for record in self.trials.values():
-            if record.energy_spent_j or record.energy_source:
-                source = record.energy_source or "unknown"
-                by_source[source] = by_source.get(source, 0.0) + record.energy_spent_j
-        return {"energy_j": math.fsum(by_source.values()), "by_source": dict(sorted(by_source.items()))}
+            for source, joules in record.energy_by_source.items():
+                by_source[source] = by_source.get(source, 0.0) + joules
+        unknown = sum(record.energy_unknown_epochs for record in self.trials.values())
+        return {"energy_j": math.fsum(by_source.values()), "by_source": dict(sorted(by_source.items())),
+                "unknown_epochs": unknown}
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
@@ -400,7 +417,9 @@ class ExperimentRecords:
         ordered = sorted(self.trials.values(), key=lambda r: r.number)
         trials = trials_table(self.trial_rows(redacted=True), [redact(r.params) for r in ordered])
         rows = [self.curves[key] for key in sorted(self.curves)]
-        curves = pa.Table.from_pylist(rows) if rows else pa.table(
+        # every key of every row (pyarrow would take the first row's only: a metric missing there would vanish)
+        names = list(dict.fromkeys(k for row in rows for k in row))
+        curves = pa.Table.from_pylist([{k: row.get(k) for k in names} for row in rows]) if rows else pa.table(
             {"trial": pa.array([], pa.int64()), "epoch": pa.array([], pa.int64()), "time_s": pa.array([], pa.float64())})
         return _write_atomic(trials, folder / TRIALS_FILE), _write_atomic(curves, folder / CURVES_FILE)
 

@@ -147,10 +147,13 @@ def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False,
         deterministic=cfg.deterministic, trial_number=int(winner["trial"]),
     )
     started = time.time()
-    meter = EnergyMeter(device, share=min(cfg.resources.gpus, 1.0) if device != "cpu" else 1.0,
-                        cpu_watts_per_core=cfg.energy.cpu_watts_per_core)
-    evaluator = trainer.train(spec, MemoryReporter())  # the split is still sealed while the winner retrains
-    retrain_energy = {"retrain_energy_j": meter.lap(), "retrain_energy_source": meter.source}
+    # the retrain has its device to itself: charged in full
+    meter = EnergyMeter(device, cpu_watts_per_core=cfg.energy.cpu_watts_per_core)
+    try:
+        evaluator = trainer.train(spec, MemoryReporter())  # the split is still sealed while the winner retrains
+        retrain_energy = {"retrain_energy_j": meter.lap(), "retrain_energy_source": meter.source}
+    finally:
+        meter.close()
     if evaluator is None:
         raise SelectionError(f"trainer {cfg.trainer!r} returned no evaluator, so the winner cannot be scored; "
                              "return an object with evaluate(split) -> metrics from the training function")

@@ -154,6 +154,10 @@ class _CodeCarbonWindows:
             raise RuntimeError(f"CodeCarbon had no open task {key!r}")
         return Reading(gpu_j=float(data.gpu_energy) * _J_PER_KWH, cpu_j=float(data.cpu_energy) * _J_PER_KWH)
 
+    def stop(self) -> None:
+        """Stop the tracker (its schedulers); nothing is written (no output file)."""
+        self._tracker.stop()
+
 
 def _monitor(source: str) -> Any:
     """The windows reading ``source``'s counters (one CodeCarbon tracker per meter)."""
@@ -187,6 +191,7 @@ class EnergyMeter:
         self.cpu_watts_per_core = cpu_watts_per_core
         self.source = energy_source(device)
         self._key = f"hypernas-energy-{id(self)}"
+        self._laps = 0  # each window a key of its own (CodeCarbon keeps every task it was given)
         self._monitor: Any = None
         self._open = False  # a window is open (began without error)
         if self.source != "estimate":
@@ -214,17 +219,37 @@ class EnergyMeter:
         if self._open:
             self._open = False
             try:
-                joules = _joules(self.source, self._monitor.end_window(self._key)) * self.share
+                joules = _joules(self.source, self._monitor.end_window(self._window())) * self.share
             except Exception as err:  # noqa: BLE001 - a meter never fails a trial
                 logger.warning("energy: reading %s failed (%s): this epoch's energy is unknown (NaN)", self.source, err)
         self._begin()
         return joules
 
+    def close(self) -> None:
+        """End the open window without reading it and stop the counters' reader (idempotent)."""
+        if self._open:
+            self._open = False
+            try:
+                self._monitor.end_window(self._window())
+            except Exception as err:  # noqa: BLE001 - closing never fails a trial
+                logger.debug("energy: closing the window failed (%s)", err)
+        stop = getattr(self._monitor, "stop", None)
+        self._monitor = None
+        if stop is not None:
+            try:
+                stop()
+            except Exception as err:  # noqa: BLE001
+                logger.debug("energy: stopping the reader failed (%s)", err)
+
+    def _window(self) -> str:
+        return f"{self._key}-{self._laps}"
+
     def _begin(self) -> None:
         if self._monitor is None:
             return
         try:
-            self._monitor.begin_window(self._key, restart=True)
+            self._laps += 1
+            self._monitor.begin_window(self._window(), restart=True)
             self._open = True
         except Exception as err:  # noqa: BLE001 - the next lap is NaN; the trial trains on
             logger.warning("energy: reading %s failed (%s): the next epoch's energy is unknown (NaN)", self.source,

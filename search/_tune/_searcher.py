@@ -133,12 +133,13 @@ class OptunaSearcher(Searcher):
         # errored; one that trained all its epochs is COMPLETE with its last value; a NaN or infinite last value
         # FAILS (Optuna's history keeps only intermediate values, so its last_value would be a stale earlier one).
         last_value = self.last_value.pop(trial_id, None)
+        last_epoch = self.last_epoch.pop(trial_id, 0)
         values = None
         if self.objectives:  # every objective must end finite (same rule as the records: final_value)
             last = self.last_objectives.pop(trial_id, {})
             values = [last.get(name) for name in self.objectives]
-            last_value = final_value(values)
-        state = final_state(self.last_epoch.pop(trial_id, 0), epochs, error, last_value)
+            last_value = final_value(values, last_epoch >= epochs)
+        state = final_state(last_epoch, epochs, error, last_value)
         metrics = self.last_metrics.pop(trial_id, None)
         constraints = constraint_values(self.cfg.constraints, metrics) if self.cfg.constraints and metrics else None
         value = (values if values is not None else self.study.last_value(number)) if state == "COMPLETE" else None

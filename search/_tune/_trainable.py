@@ -77,6 +77,7 @@ class _TuneReporter:
         self._created = time.perf_counter()
         self._last: float | None = None  # when the previous report of this attempt returned
         self._energy_j = 0.0  # up to the last report (or the checkpoint restored); NaN once any part is unknown
+        self._chain_source: str | None = None  # the source of the joules restored with a checkpoint
 
     def report(self, epoch: int, metrics: Mapping[str, float], state: Mapping[str, Any] | bytes | None = None) -> None:
         """One epoch's metrics, and the state to resume from (or its checkpoint bytes, as a batched worker sends)."""
@@ -98,6 +99,10 @@ class _TuneReporter:
             epoch_energy = float(metrics.get("epoch_energy_j", math.nan))
             source = str(metrics.get("energy_source", "estimate"))
         self._energy_j += epoch_energy  # an unknown epoch leaves the total unknown, not smaller
+        if self._chain_source is not None and self._chain_source != source:
+            # restarted on a node with another source: the chain's joules are not one measurement any more
+            source = "mixed"
+        self._chain_source = source
         # numbers, and strings such as the genotype a one-shot search derived so far
         result = {**{k: v if isinstance(v, str) else float(v) for k, v in metrics.items()}, "epoch_wall_s": wall, "epoch": epoch,
                   "epochs": self.epochs, "device": self.device, "node_id": self.node_id, "attempt": self.attempt,
@@ -109,9 +114,9 @@ class _TuneReporter:
             with tempfile.TemporaryDirectory(prefix="hypernas-ckpt-") as folder:
                 Path(folder, _CHECKPOINT_FILE).write_bytes(checkpoint)
                 Path(folder, _EPOCH_FILE).write_text(str(epoch))
-                Path(folder, _ENERGY_FILE).write_text(repr(self._energy_j))
+                Path(folder, _ENERGY_FILE).write_text(f"{self._energy_j!r} {source}")
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
-        if self.constraints and violations(self.constraints, metrics):
+        if self.constraints and violations(self.constraints, result):  # the energy keys included
             raise _Infeasible()  # no point training a model that can never be selected
 
     def restore(self) -> tuple[int, Mapping[str, Any]] | None:
@@ -132,7 +137,8 @@ class _TuneReporter:
             epoch = int(epoch_file.read_text()) if epoch_file.is_file() else state_from_bytes(data)["epoch"]
             energy_file = Path(folder, _ENERGY_FILE)
             # a checkpoint saved before energy was measured: what the trial used up to it is unknown
-            self._energy_j = float(energy_file.read_text()) if energy_file.is_file() else math.nan
+            joules, _, source = (energy_file.read_text() if energy_file.is_file() else "nan").partition(" ")
+            self._energy_j, self._chain_source = float(joules), source or None
         return epoch, data
 
 
@@ -181,7 +187,10 @@ def _train(config: dict[str, Any], data: SearchData, settings: TrialSettings) ->
         _train_batched(trainer, spec, reporter, settings)
         return
     reporter = _TuneReporter(spec.epochs, device_name(device), attempt, constraints, faults, meter)
-    resolve_trainer(trainer).train(spec, reporter)
+    try:
+        resolve_trainer(trainer).train(spec, reporter)
+    finally:  # a reused actor keeps no open window (nor CodeCarbon's power-polling timer) after its trial
+        meter.close()
 
 
 def _train_batched(recipe: str, spec: TrialSpec, reporter: _TuneReporter, settings: TrialSettings) -> None:

@@ -6,16 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from search.config import MAX_TRIALS, _fraction, _int, _optional
+from search.config import _int
 from search.registry import SEARCHERS, Searcher, setting
+from search.searchers.nsga2 import NSGA2Settings
 
 
 @dataclass(frozen=True)
-class NSGA3Settings:
-    population_size: int = setting(50, _int(2, MAX_TRIALS), "trials per generation (the first is random)")
-    mutation_prob: float | None = setting(None, _optional(_fraction), "chance to resample each parameter of a "
-                                                                       "child (null: 1 / number of parameters)")
-    crossover_prob: float = setting(0.9, _fraction, "chance that a child mixes two parents (else copies one)")
+class NSGA3Settings(NSGA2Settings):
     dividing_parameter: int = setting(3, _int(1, 100), "divisions of each objective axis for the reference points")
 
 

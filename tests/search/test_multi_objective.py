@@ -124,3 +124,22 @@ def test_a_single_objective_searcher_refuses_objectives(tmp_path, capsys, search
     err = capsys.readouterr().err
     assert "searcher.type" in err and "single objective" in err and "nsga2" in err
     assert not (tmp_path / "w" / "refused").exists()
+
+
+@pytest.mark.parametrize("bound, feasible", [(1e12, True), (1e-12, False)])
+def test_a_constraint_on_energy_is_judged_on_the_measured_energy(ray_session, tmp_path, env_without_tracking,
+                                                                 bound, feasible):
+    """energy_j is added by the trial's reporter, not the recipe: a bound on it sees the reported value."""
+    from search import run_experiment
+
+    config = tiny_config("bounded", constraints={"energy_j": {"max": bound}}, budget={"trials": 3, "max_concurrent": 2},
+                         scheduler={"type": "none", "max_epochs": 2}, searcher={"type": "random"})
+    import io
+
+    result = run_experiment(config, workdir=tmp_path, stream=io.StringIO())
+    rows = read_trials(result.folder)
+    assert {r["feasible"] for r in rows} == {feasible}
+    if feasible:  # nothing stopped: every trial trained its budget
+        assert {(r["state"], r["epochs_run"]) for r in rows} == {("COMPLETE", 2)}
+    else:  # stopped at the report that showed the bound broken, never selected
+        assert {r["epochs_run"] for r in rows} == {1} and result.best is None

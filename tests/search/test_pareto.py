@@ -113,3 +113,66 @@ def test_every_multi_objective_searcher_builds_its_sampler():
     for name, constrained in itertools.product([n for n in able if n != "grid"], (False, True)):
         searcher = load_config({**BASE, "objectives": ["val_accuracy", "energy_j"], "searcher": name}).searcher
         assert make_sampler(searcher, cfg.space, 0, constrained) is not None
+
+
+def test_an_objective_needs_a_name_and_strict_mode_refuses_measured_ones():
+    with pytest.raises(ConfigError) as err:
+        load_config({**BASE, "objectives": [{"mode": "min"}, "val_accuracy"]})
+    assert err.value.path == "objectives[0].name" and "required" in err.value.rule
+    with pytest.raises(ConfigError) as err:
+        load_config({**BASE, "objectives": ["val_accuracy", "energy_j"], "reproducible": "strict"})
+    assert err.value.path == "reproducible.mode" and "energy_j is measured" in err.value.rule
+    assert load_config({**BASE, "objectives": ["val_accuracy", "params"], "reproducible": "strict"}).multi_objective
+
+
+# -- the records: energy per source, unknown epochs, objectives never reported --------------------------------------
+
+def _records(objectives=()):
+    from search.config import MetricConfig
+    from search.records import ExperimentRecords
+
+    records = ExperimentRecords("val_accuracy", "max", objectives=[MetricConfig(*o) for o in objectives])
+    records.started(0, "t0", 1, {"lr": 0.1}, 2)
+    return records
+
+
+def test_energy_is_billed_to_the_source_of_each_epoch_and_unknown_epochs_are_counted():
+    records = _records()
+    records.result(0, 1, {"val_accuracy": 0.5, "epoch_energy_j": 10.0, "energy_j": 10.0}, None, energy_source="nvml")
+    records.result(0, 2, {"val_accuracy": 0.6, "epoch_energy_j": 20.0, "energy_j": 30.0}, None,
+                   energy_source="estimate")  # restarted on a node without a counter
+    records.result(0, 2, {"val_accuracy": 0.6, "epoch_energy_j": math.nan, "energy_j": math.nan}, None,
+                   energy_source="estimate")
+    totals = records.energy_totals()
+    assert totals["by_source"] == {"estimate": 20.0, "nvml": 10.0} and totals["unknown_epochs"] == 1
+    row = records.trial_rows()[0]
+    assert row["energy_source"] == "mixed" and row["energy_spent_j"] == 30.0
+    from search.accounting import describe, energy_summary
+
+    line = describe(energy_summary(totals, (), 480.0))
+    assert "ESTIMATE" in line and "INCOMPLETE: 1 epochs" in line
+
+
+def test_a_trial_that_never_reported_an_objective_fails_in_the_records_as_in_optuna():
+    records = _records([("val_accuracy", "max"), ("energy_j", "min")])
+    records.result(0, 1, {"val_accuracy": 0.5}, None)
+    records.result(0, 2, {"val_accuracy": 0.6}, None)
+    record = records.ended(0)
+    assert record.state == "FAILED" and record.error == "objective energy_j was never reported"
+    from search.records import final_state, final_value
+
+    assert final_state(2, 2, False, final_value([0.6, None])) == "FAILED"
+    assert final_state(1, 2, False, final_value([0.6, None], complete=False)) == "PRUNED"
+
+
+def test_curves_keep_every_metric_even_one_the_first_row_lacks(tmp_path):
+    import pyarrow.parquet as pq
+
+    records = _records()
+    records.started(1, "t1", 2, {"lr": 0.2}, 2)
+    records.result(0, 1, {"val_accuracy": 0.5}, None)  # written before energy was measured
+    records.result(1, 1, {"val_accuracy": 0.4, "energy_j": 3.0, "epoch_energy_j": 3.0}, None, energy_source="rapl")
+    _, curves = records.write(tmp_path)
+    table = pq.read_table(curves).to_pylist()
+    assert {"energy_j", "energy_source"} <= set(table[0]) and table[1]["energy_source"] == "rapl"
+    assert table[0]["energy_j"] is None

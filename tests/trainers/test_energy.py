@@ -273,6 +273,8 @@ def test_every_epoch_reports_its_energy_along_the_checkpoint_chain(ray_session, 
             assert row["energy_j"] == pytest.approx(running, rel=1e-12)
         assert rows[-1]["energy_j"] > 0
     assert {r["number"]: r["attempts"] for r in read_trials(result.folder)} == {0: 1, 1: 2}  # the drill restarted 1
-    saved = [float(p.read_text()) for p in (result.folder / "tune").rglob("energy")]
-    assert saved and all(j > 0 for j in saved)
+    files = [p.read_text().split() for p in (result.folder / "tune").rglob("energy")]  # "<joules> <source>"
+    assert files and {source for _, source in files} == {"estimate"}
+    saved = [float(joules) for joules, _ in files]
+    assert all(j > 0 for j in saved)
     assert {round(j, 9) for j in saved} <= {round(c["energy_j"], 9) for c in curves}
