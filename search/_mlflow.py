@@ -130,14 +130,31 @@ def _new_sqlite_store(uri: str) -> None:
         staged.unlink(missing_ok=True)
 
 
+# The experiment tag MLflow 3's UI reads for an experiment's kind (server/js: "mlflow.experimentKind"); model
+# training, not GenAI, so the UI shows the runs table.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 def experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
-    """The id of MLflow experiment ``name``, created (or restored from deleted) when needed."""
+    """The id of MLflow experiment ``name``, created (or restored from deleted) when needed, marked as a
+    model-training experiment unless it already says what kind it is."""
     found = client.get_experiment_by_name(name)
     if found is None:
-        return client.create_experiment(name, artifact_location=artifact_location)
+        created = client.create_experiment(name, artifact_location=artifact_location,
+                                           tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
+        return created
     if found.lifecycle_stage == "deleted":
         client.restore_experiment(found.experiment_id)
+    if EXPERIMENT_KIND_TAG not in found.tags:
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
     return found.experiment_id
+
+
+def ui_url(base: str, experiment_id: str | None = None) -> str:
+    """Where the MLflow UI shows an experiment's runs table in its model-training view (MLflow 3.17 opens in its
+    GenAI view unless the URL's ``workflowType`` says otherwise); without an id, the experiments list."""
+    where = f"#/experiments/{experiment_id}/runs" if experiment_id is not None else "#/experiments"
+    return f"{base.rstrip('/')}/{where}?workflowType=machine_learning"
 
 
 def _clip(value: Any) -> str:
@@ -347,8 +364,8 @@ class TrackingWriter:
         """A table artifact of the parent run (MLflow's ``log_table``: the UI shows it as a table)."""
         self._put(lambda: self.client.log_table(self.parent_run_id, dict(columns), name), f"upload {name}")
 
-    def parent_artifact(self, path: Path) -> None:
-        self._put(lambda: self.client.log_artifact(self.parent_run_id, str(path)), f"upload {path.name}")
+    def parent_artifact(self, path: Path, folder: str | None = None) -> None:
+        self._put(lambda: self.client.log_artifact(self.parent_run_id, str(path), folder), f"upload {path.name}")
 
     def close(self, status: str = "FINISHED", timeout_s: float | None = None) -> bool:
         """Flush everything queued and end the parent run with ``status``; return :attr:`complete`.
@@ -549,10 +566,10 @@ def log_table(uri: str, run_id: str, name: str, columns: Mapping[str, list]) -> 
     client_for(uri).log_table(run_id, dict(columns), name)
 
 
-def upload_artifacts(uri: str, run_id: str, paths: list[Path]) -> None:
+def upload_artifacts(uri: str, run_id: str, paths: list[Path], folder: str | None = None) -> None:
     client = client_for(uri)
     for path in paths:
-        client.log_artifact(run_id, str(path))
+        client.log_artifact(run_id, str(path), folder)
 
 
 def find_runs(uri: str, experiment: str, parent_run_id: str) -> list:

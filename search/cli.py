@@ -162,6 +162,25 @@ def _front_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from search import _mlflow
+    from search.plots import PLOTS_DIR
+    from search.redaction import redact_text
+    from search.report import build_report
+
+    path = build_report(args.workdir, args.name, args.out)
+    print(f"report: {path.resolve()}")
+    folder = existing_experiment(args.workdir, args.name)
+    state = folder.read_state()
+    try:  # the refreshed pictures and the report on the parent run too
+        plots = sorted((folder.path / PLOTS_DIR).glob("*.*"))
+        _mlflow.upload_artifacts(state["tracking_uri"], state["parent_run_id"], plots, PLOTS_DIR)
+        _mlflow.upload_artifacts(state["tracking_uri"], state["parent_run_id"], [path])
+    except Exception as err:  # noqa: BLE001 - the file is written; MLflow may be away
+        print(f"note: MLflow not updated ({type(err).__name__}: {redact_text(str(err))[:200]})", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     from search.redaction import redact
     from search.selection import run_sealed_test
@@ -270,8 +289,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
         "--default-artifact-root", (workdir / "mlartifacts").resolve().as_uri(),
         "--host", args.host, "--port", str(args.port), "--workers", "1",
     ]
+    experiment = None
+    if args.name is not None:  # open straight on that experiment's runs
+        state = existing_experiment(args.workdir, args.name).read_state()
+        if state.get("tracking_uri") != f"sqlite:///{store.resolve()}":
+            raise ConfigError("name", f"experiment {args.name!r} tracked to {state.get('tracking_uri')!r}, not this "
+                                      f"workdir's store {store}; open that tracking server's UI instead")
+        experiment = state.get("mlflow_experiment_id")
+    from search._mlflow import ui_url  # (imports MLflow's client: only this verb pays for it)
+
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    print(f"MLflow UI on http://{args.host}:{args.port}  (store {store}); Ctrl-C stops it", flush=True)
+    print(f"MLflow UI on {ui_url(f'http://{args.host}:{args.port}', experiment)}  (store {store}); Ctrl-C stops it",
+          flush=True)
     return serve(command, env)
 
 
@@ -417,6 +446,11 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--allow-interrupted", action="store_true",
                       help="the best trial of an interrupted experiment so far (its budget was not spent)")
 
+    report = verb("report", cmd_report, "one self-contained HTML file about NAME (plots, trials, decisions, faults, "
+                                        "test audit, compute, energy); opens offline")
+    report.add_argument("name")
+    report.add_argument("--out", help="where to write it (default: the experiment folder's report.html)")
+
     test = verb("test", cmd_test, "retrain NAME's winner on train+validation and score the sealed test split, once")
     test.add_argument("name")
     test.add_argument("--force", action="store_true",
@@ -442,7 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--tracking-uri", help="MLflow URI for a run id (default: MLFLOW_TRACKING_URI, else the "
                                                "workdir's store)")
 
-    ui = verb("ui", cmd_ui, "serve the MLflow UI over the workdir's store on 127.0.0.1")
+    ui = verb("ui", cmd_ui, "serve the MLflow UI over the workdir's store on 127.0.0.1 (NAME: print the address "
+                            "that opens on that experiment's runs)")
+    ui.add_argument("name", nargs="?", help="an experiment of the workdir")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; expose with care)")
     return parser

@@ -22,7 +22,8 @@ from search.environment import capture_environment
 from search.events import EVENTS_FILE, EventLog
 from search.interruption import Interrupted, SignalGuard
 from search.journal import JOURNAL_FILE, Journal
-from search.monitor import Monitor, experiment_end, snapshots
+from search.monitor import NOTE_TAG, Monitor, experiment_end, snapshots
+from search.plots import PLOTS_DIR
 from search.oneshot import OneShotStudy, search_summary
 from search.progress import ProgressView, summary_table
 from search.redaction import redact, redact_text
@@ -148,6 +149,7 @@ def run_experiment(
               "hypernas.data_seed": derive_seed(cfg.seed, "data"), "hypernas.split_seed": cfg.data.split_seed, "hypernas.sampler_seed": derive_seed(cfg.seed, "sampler"),
               "hypernas.reproducible": cfg.reproducible.mode,
               "hypernas.space_fingerprint": cfg.space.fingerprint, "hypernas.state": "RUNNING",
+              NOTE_TAG: describe_experiment(cfg) + "\n\n**Running.**",
               **{f"hypernas.env.{k}": v for k, v in environment.items() if v is not None}},
         texts={"config.yaml": dump_yaml(redact(cfg.to_dict())),
                "space.json": json.dumps(redact(cfg.space.to_dict()), indent=2),
@@ -260,12 +262,14 @@ def _close(cfg: ExperimentConfig, folder: ExperimentFolder, records: ExperimentR
     for path in (trials_path, curves_path, events_path):
         tracker.parent_artifact(path)
     parent_tags, parent_metrics = experiment_end(records, status, cfg.energy.grid_gco2_per_kwh, folder.read_audit(),
-                                                 cfg.select)
+                                                 cfg.select, about=describe_experiment(cfg))
     if records.objectives:
         table, plots = front_artifacts(records, folder)
         tracker.parent_table(PARETO_FILE, table)
         for path in plots:
             tracker.parent_artifact(path)
+    for path in draw_plots(cfg, folder, records, events, stream):
+        tracker.parent_artifact(path, PLOTS_DIR)
     tracker.parent_tags(parent_tags)
     if parent_metrics:
         tracker.parent_metrics(parent_metrics)
@@ -291,6 +295,16 @@ INTERRUPTED_FLUSH_S = 20.0  # how long an interrupted experiment waits for MLflo
 PARETO_FILE = "pareto_front.json"
 
 
+def describe_experiment(cfg: ExperimentConfig) -> str:
+    """What an experiment is, in a few lines of Markdown: the parent run's description in the MLflow UI."""
+    objectives = ", ".join(f"{o.name} ({o.mode})" for o in cfg.objective_list)
+    space = ", ".join(cfg.space.order)
+    return (f"**hypernas experiment `{cfg.name}`**: trainer `{cfg.trainer}` on {cfg.data.name}, "
+            f"{cfg.budget.trials} trials ({cfg.searcher.type} searcher, {cfg.scheduler.type} early stopping over "
+            f"{cfg.scheduler.max_epochs} epochs), {'objectives' if cfg.multi_objective else 'objective'} "
+            f"{objectives}; seed {cfg.seed}. Space: {space}.")
+
+
 def front_artifacts(records: ExperimentRecords, folder: ExperimentFolder) -> tuple[dict[str, list], list[Path]]:
     """A multi-objective experiment's Pareto front for its parent run: the table (one row per front trial: number,
     objective values, parameters with secrets masked; also written to the folder as ``pareto_front.json``, in
@@ -309,6 +323,19 @@ def front_artifacts(records: ExperimentRecords, folder: ExperimentFolder) -> tup
     except Exception as err:  # noqa: BLE001 - a picture must not fail the experiment's close
         sys.stderr.write(f"note: could not draw the Pareto front ({type(err).__name__}: {redact_text(str(err))})\n")
         return table, []
+
+
+def draw_plots(cfg: ExperimentConfig, folder: ExperimentFolder, records: ExperimentRecords, events: EventLog,
+               stream: TextIO) -> list[Path]:
+    """The experiment's pictures (:mod:`search.plots`) in its folder; a failure to draw is a note, never an error."""
+    try:
+        from search.plots import experiment_plots
+
+        paths, _ = experiment_plots(folder.path, cfg, records, events.rows, folder.study_file)
+        return paths
+    except Exception as err:  # noqa: BLE001 - e.g. matplotlib missing a font: the run's records are complete
+        stream.write(f"note: the experiment's plots were not drawn ({type(err).__name__}: {redact_text(str(err))})\n")
+        return []
 
 
 def resume_command(result: ExperimentResult) -> str:
@@ -349,11 +376,16 @@ def sync_tracking(folder: ExperimentFolder, records: ExperimentRecords | None = 
         table, plots = front_artifacts(records, folder)
         _mlflow.log_table(state["tracking_uri"], state["parent_run_id"], PARETO_FILE, table)
         paths += plots
+    if status != "running":
+        _mlflow.upload_artifacts(state["tracking_uri"], state["parent_run_id"],
+                                 draw_plots(folder.load_config(), folder, records, EventLog.read(folder.path),
+                                            sys.stderr), PLOTS_DIR)
     _mlflow.upload_artifacts(state["tracking_uri"], state["parent_run_id"], [p for p in paths if p.is_file()])
     if status != "running":
-        grid = folder.record_settings().energy.grid_gco2_per_kwh
+        cfg = folder.load_config()
         _mlflow.parent_end(state["tracking_uri"], state["parent_run_id"],
-                           *experiment_end(records, status, grid, folder.read_audit()))
+                           *experiment_end(records, status, cfg.energy.grid_gco2_per_kwh, folder.read_audit(),
+                                           cfg.select, about=describe_experiment(cfg)))
         _mlflow.finish_parent(state["tracking_uri"], state["parent_run_id"], _PARENT_STATUS.get(status, "FAILED"))
     folder.write_state(tracking_complete=True)
     return counts

@@ -22,7 +22,8 @@ _WRITE_EVERY_S = 2.0  # Parquet is rewritten at most this often while running (a
 
 
 def trial_run_name(number: int) -> str:
-    return f"trial-{number:04d}"
+    """A trial's MLflow run name while it runs (:func:`run_display_name` renames it when it ends)."""
+    return f"t{number:02d} RUNNING"
 
 
 def start_tags(record: TrialRecord) -> dict[str, Any]:
@@ -39,9 +40,16 @@ def run_params(record: TrialRecord) -> dict[str, Any]:
     return redact({**record.params, "epochs": record.epochs})
 
 
+def run_display_name(record: TrialRecord) -> str:
+    """A trial's MLflow run name once it has ended: number, state and final value, so the runs table reads at a
+    glance (``t07 COMPLETE 0.9912``)."""
+    value = "-" if record.last_value is None else f"{record.last_value:.4f}"
+    return f"t{record.number:02d} {record.state} {value}"
+
+
 def end_tags(records: ExperimentRecords, record: TrialRecord, reason: str | None = None) -> dict[str, Any]:
-    """Tags describing how a trial ended (also used when back-filling MLflow)."""
-    tags = {"hypernas.stop_reason": reason, "hypernas.state": record.state, "hypernas.epochs_run": record.epochs_run,
+    """Tags describing how a trial ended (also used when back-filling MLflow); ``mlflow.runName`` renames the run."""
+    tags = {"mlflow.runName": run_display_name(record), "hypernas.stop_reason": reason, "hypernas.state": record.state, "hypernas.epochs_run": record.epochs_run,
             "hypernas.node": record.node, "hypernas.device": record.device, "hypernas.attempts": record.attempt,
             "hypernas.wall_time_s": round(record.wall_time_s, 3), "hypernas.derived_genotype": record.derived_genotype,
             "hypernas.energy_source": record.energy_source}
@@ -84,7 +92,8 @@ def oneshot_texts(records: ExperimentRecords, record: TrialRecord) -> dict[str, 
 
 
 def experiment_end(records: ExperimentRecords, status: str, grid_gco2_per_kwh: float = EnergyConfig.grid_gco2_per_kwh,
-                   audit: Iterable[Mapping[str, Any]] = (), select: Any = None) -> tuple[dict[str, Any], dict[str, float]]:
+                   audit: Iterable[Mapping[str, Any]] = (), select: Any = None,
+                   about: str | None = None) -> tuple[dict[str, Any], dict[str, float]]:
     """Tags and metrics of the experiment's parent run once it has ended with ``status`` (also used when
     back-filling MLflow): counts, the best trial, the energy bill (:mod:`search.accounting`; ``audit``: the sealed
     test's retrains so far), the Pareto front of a multi-objective experiment and the trial its ``select`` rule
@@ -116,7 +125,28 @@ def experiment_end(records: ExperimentRecords, status: str, grid_gco2_per_kwh: f
         metrics |= {f"oneshot.search_{records.metric}_{k}": float(v) for k, v in spread.items()
                     if k in ("mean", "std", "min", "max")}
         metrics["oneshot.distinct_genotypes"] = float(spread["distinct_genotypes"])
+    if about is not None:  # the parent run's description in the MLflow UI: what it was, then how it ended
+        tags[NOTE_TAG] = about + "\n\n" + outcome_note(records, status, tags, metrics)
     return tags, metrics
+
+
+NOTE_TAG = "mlflow.note.content"  # what the MLflow UI shows as a run's description
+
+
+def outcome_note(records: ExperimentRecords, status: str, tags: Mapping[str, Any], metrics: Mapping[str, float]) -> str:
+    """How an experiment ended, in a few lines of Markdown (the end of the parent run's description)."""
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in records.counts().items() if n)
+    best = records.best()
+    lines = [f"**Ended {status}**: {counts or 'no trials'}."]
+    if best is not None:
+        lines.append(f"Best {records.metric}: **{best.last_value:.4f}** (trial {best.number}).")
+    if "hypernas.pareto_front" in tags:
+        lines.append(f"Pareto front: trials {tags['hypernas.pareto_front']}; selected by the config's rule: trial "
+                     f"{tags.get('hypernas.selected_trial', '-')}.")
+    if "energy_total_j" in metrics:
+        lines.append(f"Energy: {metrics['energy_total_j']:.1f} J ({tags.get('hypernas.energy_sources')}), "
+                     f"{metrics['co2e_total_g']:.4g} g CO2e.")
+    return " ".join(lines)
 
 
 class Monitor:
@@ -147,6 +177,7 @@ class Monitor:
     def trial_result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
                      device: str | None = None, energy_source: str | None = None) -> None:
         self.records.result(number, epoch, metrics, node, device, energy_source=energy_source)
+        self.view.update(self.records)  # a running trial's row: its epoch and values
         if epoch > self._logged_epoch.get(number, 0):
             self._logged_epoch[number] = epoch
             self.tracker.trial_metrics(number, epoch, metrics, int(time.time() * 1000))
@@ -182,6 +213,7 @@ class Monitor:
         self.tracker.trial_ended(number, record.state, end_tags(self.records, record, reason),
                                  ({"traceback.txt": record.error} if record.error and record.state == "FAILED" else {})
                                  | oneshot_texts(self.records, record))
+        self.view.trial_ended(record)
         self.view.update(self.records)
         self._write(force=False)
 
@@ -209,8 +241,7 @@ class Monitor:
                     self.trial_ended(record.number, "INTERRUPTED", reason="the experiment was interrupted")
             elif record.state in ("RUNNING", "INTERRUPTED"):  # INTERRUPTED: one a resumed run never continued
                 self.trial_ended(record.number, reason=reason)
-        self.view.update(self.records)  # prints only if the last line printed is not already the final state
-        self.view.close()
+        self.view.close(self.records)  # the final state, once
         return self._write(force=True)
 
 

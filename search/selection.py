@@ -16,12 +16,13 @@ import json
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from search import _mlflow, accounting
 from search.accounting import energy_summary
 from search.journal import has_journal
 from search.pareto import SelectionRuleError, select
+from search.progress import RetrainProgress
 from search.records import ExperimentRecords, pick_best
 from search.redaction import redact
 from search.seeds import derive_seed
@@ -118,10 +119,11 @@ def test_metric_name(metric: str) -> str:
 
 
 def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False,
-                    allow_interrupted: bool = False) -> dict[str, Any]:
+                    allow_interrupted: bool = False, progress: TextIO | None = None) -> dict[str, Any]:
     """Score the winner of ``name`` on the sealed test split, under the workdir ledger's rules (module doc).
 
-    Returns the audit entry; ``entry["repeat"]`` is true when it was answered from an earlier look.
+    The retrain's progress goes to ``progress`` (default stderr: stdout is the ``test`` verb's JSON), a line per
+    epoch. Returns the audit entry; ``entry["repeat"]`` is true when it was answered from an earlier look.
     Raises :class:`TestSetAlreadyOpened` when another model was scored on the split before (unless ``force``).
     """
     folder = existing_experiment(workdir, name)
@@ -150,7 +152,10 @@ def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False,
     # the retrain has its device to itself: charged in full
     meter = EnergyMeter(device, cpu_watts_per_core=cfg.energy.cpu_watts_per_core)
     try:
-        evaluator = trainer.train(spec, MemoryReporter())  # the split is still sealed while the winner retrains
+        reporter = RetrainProgress(MemoryReporter(), int(winner["trial"]), spec.epochs, winner["metric"],
+                                   progress)  # None: stderr
+        reporter.begin(str(device))
+        evaluator = trainer.train(spec, reporter)  # the split is still sealed while the winner retrains
         retrain_energy = {"retrain_energy_j": meter.lap(), "retrain_energy_source": meter.source}
     finally:
         meter.close()

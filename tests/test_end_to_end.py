@@ -5,6 +5,7 @@ One small experiment is run once per module and inspected from every side.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 
@@ -83,18 +84,36 @@ def test_mlflow_parent_and_nested_children(experiment):
     assert result.tracking_uri == f"sqlite:///{workdir.resolve()}/mlflow.db"
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED" and parent.info.run_name == "e2e"
+    # the MLflow UI: a model-training experiment (its runs table, not the GenAI overview), and a description saying
+    # what the experiment was and how it ended
+    assert client.get_experiment(parent.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
+    note = parent.data.tags["mlflow.note.content"]
+    assert "hypernas experiment `e2e`" in note and "Ended finished" in note and f"{TRIALS} trials" in note
     assert parent.data.tags["hypernas.experiment_seed"] == "0" and parent.data.tags["hypernas.state"] == "FINISHED"
     assert parent.data.tags["hypernas.env.torch_version"] and parent.data.tags["hypernas.env.python"]
     assert parent.data.params["budget.trials"] == str(TRIALS) and parent.data.params["searcher.type"] == "tpe"
     artifacts = {a.path for a in client.list_artifacts(result.parent_run_id)}
     assert {"config.yaml", "space.json", "environment.json", "trials.parquet", "curves.parquet"} <= artifacts
+    # the pictures people look at first, with the data behind each
+    plots = {a.path for a in client.list_artifacts(result.parent_run_id, "plots")}
+    assert {f"plots/{name}" for name in ("learning_curves.png", "learning_curves.csv", "rungs.csv", "best_so_far.png",
+                                         "best_so_far.csv", "parallel_coordinates.png", "param_importances.png",
+                                         "param_importances.json")} <= plots
+    drawn = list(csv.DictReader((result.folder / "plots" / "learning_curves.csv").open()))
+    curves = pq.read_table(result.curves_path).to_pylist()
+    assert sorted((int(r["trial"]), int(r["epoch"]), float(r["value"])) for r in drawn) == \
+        sorted((c["trial"], c["epoch"], c["val_accuracy"]) for c in curves)
+    importances = json.loads((result.folder / "plots" / "param_importances.json").read_text())["importances"]
+    assert set(importances) <= {"lr", "width", "optimizer", "momentum"} and importances
     children = client.search_runs([parent.info.experiment_id], f"tags.`{PARENT_ID_TAG}` = '{result.parent_run_id}'")
     rows = {r["number"]: r for r in read_trials(result.folder)}
     assert len(children) == TRIALS
     for child in children:
         number = int(child.data.tags["hypernas.trial_number"])
         row = rows[number]
-        assert child.info.run_name == f"trial-{number:04d}" and child.info.status == "FINISHED"
+        # the runs table reads at a glance: number, state and final value
+        assert child.info.run_name == f"t{number:02d} {row['state']} {row['last_value']:.4f}"
+        assert child.info.status == "FINISHED"
         assert child.data.tags["hypernas.state"] == row["state"]
         assert child.data.tags["hypernas.seed"] == str(row["seed"])
         assert child.data.params["lr"] == str(row["params"]["lr"]) and child.data.params["epochs"] == "4"

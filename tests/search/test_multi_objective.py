@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -34,6 +35,13 @@ def _brute_force_front(rows: list[dict]) -> set[int]:
     eligible = [r for r in rows if r["state"] == "COMPLETE" and r["feasible"]]
     return {a["number"] for a in eligible
             if not any(all(x <= y for x, y in zip(loss(b), loss(a))) and loss(b) != loss(a) for b in eligible)}
+
+
+def _report(capsys, workdir, out) -> str:
+    capsys.readouterr()
+    assert main(["report", "pareto", "--workdir", str(workdir), "--out", str(out)]) == 0
+    assert str(out.resolve()) in capsys.readouterr().out
+    return out.read_text()
 
 
 def _run_json(capsys, *argv) -> dict:
@@ -103,6 +111,20 @@ def test_a_multi_objective_run_through_the_cli(ray_session, tmp_path, env_withou
     assert {"pareto_front.json", "pareto_front.png"} <= artifacts
     assert parent.data.tags["hypernas.pareto_front"] == ",".join(str(n) for n in sorted(front))
     assert math.isclose(parent.data.metrics["energy_total_j"], energy["energy_j"])
+    assert parent.data.tags["hypernas.selected_trial"] == str(knee)
+    assert f"selected by the config's rule: trial {knee}" in parent.data.tags["mlflow.note.content"]
+    from search._mlflow import ui_url
+
+    assert ui_url("http://127.0.0.1:5000", state["mlflow_experiment_id"]) == \
+        f"http://127.0.0.1:5000/#/experiments/{state['mlflow_experiment_id']}/runs?workflowType=machine_learning"
+    assert main(["ui", "no-such-experiment", "--workdir", str(workdir)]) == 2
+
+    # the report: one static file, nothing fetched, pictures embedded; the split still sealed
+    sealed = _report(capsys, workdir, tmp_path / "before.html")
+    assert "The test split is still sealed" in sealed
+    assert sealed.count("data:image/png;base64,") >= 5  # curves, best so far, coordinates, importances, front
+    assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:|//)", sealed) and "<script" not in sealed
+    assert all(f">{n}</td>" in sealed for n in range(10)) and "energy" in sealed.lower()
 
     audit = _run_json(capsys, "test", "pareto", "--workdir", str(workdir))
     assert audit["trial"] == knee and audit["selection"]["rule"] == {"rule": "knee"}
@@ -110,6 +132,8 @@ def test_a_multi_objective_run_through_the_cli(ray_session, tmp_path, env_withou
     assert audit["retrain_energy_j"] > 0
     opens = [e for e in TestLedger(workdir).events() if e.get("event") == "open"]
     assert len(opens) == 1 and opens[0]["trial"] == knee
+    opened = _report(capsys, workdir, tmp_path / "after.html")
+    assert "still sealed" not in opened and "the knee of the Pareto front" in opened
     after = _run_json(capsys, "status", "pareto", "--workdir", str(workdir), "--json")["energy"]
     assert math.isclose(after["energy_j"], energy["energy_j"] + audit["retrain_energy_j"])
 

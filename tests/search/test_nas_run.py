@@ -49,6 +49,9 @@ def test_evolution_over_a_cell_space_with_a_parameter_budget(ray_session, tmp_pa
     winner = best_trial(tmp_path, "nas-run")
     winner_row = next(r for r in rows if r["number"] == winner["trial"])
     assert winner_row["feasible"] and winner_row["state"] == "COMPLETE"
+    # the winning cell drawn, with the genotype it shows
+    assert (result.folder / "plots" / "winning_cell.txt").read_text().strip() == winner["params"]["cell"]
+    assert (result.folder / "plots" / "winning_cell.png").read_bytes()[:4] == b"\x89PNG"
 
     client = MlflowClient(result.tracking_uri)
     children_runs = client.search_runs([client.get_run(result.parent_run_id).info.experiment_id],

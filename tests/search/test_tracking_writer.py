@@ -305,7 +305,7 @@ def stuck_writer(*args, **kwargs):
     original = writer.client.create_run
 
     def create_run(*a, **k):
-        if k.get("run_name") == "trial-0002":
+        if k.get("run_name") == "t02 RUNNING":  # search.monitor.trial_run_name(2)
             blocked.set()
             threading.Event().wait()  # never answers
         return original(*a, **k)
