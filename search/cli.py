@@ -279,6 +279,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    if args.name is not None:
+        validate_name(args.name, "name")  # before anything else: a bad name is refused as every verb refuses it
     workdir = Path(args.workdir)
     store = workdir / "mlflow.db"
     if not store.is_file():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -38,6 +39,12 @@ figcaption { font-size: 12px; color: #555; } .sealed { color: #1a7f37; font-weig
 
 def _e(value: Any) -> str:
     return html.escape("-" if value is None else str(value))
+
+
+def _md(text: str) -> str:
+    """The little Markdown the run descriptions use (``**bold**``, ```code```), escaped, as HTML."""
+    escaped = html.escape(text)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped))
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -141,8 +148,8 @@ def build_report(workdir: str | Path, name: str, out: str | Path | None = None) 
     status = state.get("status", "unknown")
     sections = [
         f"<h1>hypernas report: {_e(name)}</h1>",
-        f"<p>{_e(describe_experiment(cfg))}</p>",
-        f"<p>{_e(outcome_note(records, status, {}, {}))}</p>",
+        f"<p>{_md(describe_experiment(cfg))}</p>",
+        f"<p>{_md(outcome_note(records, status, {}, {}))}</p>",
         f"<p>Generated {_e(time.strftime('%Y-%m-%d %H:%M:%S %Z'))}; MLflow experiment {_e(state.get('mlflow_experiment'))}, "
         f"parent run {_e(state.get('parent_run_id'))}.</p>",
         "<h2>Compute and energy</h2>",
