@@ -450,7 +450,8 @@ def summary_info(result: ExperimentResult, cfg: ExperimentConfig,
     counts = ", ".join(f"{k.lower()} {v}" for k, v in result.counts.items() if v)
     # an interrupted experiment has budget left: it is resumed, not tested
     after = (f"{resume_command(result)}  (interrupted: finishes the budget)" if result.status == "interrupted"
-             else f"hypernas best {result.name}{where} | hypernas test {result.name}{where} | hypernas ui{where}")
+             else f"hypernas best {result.name}{where} | hypernas test {result.name}{where} | "
+                  f"hypernas report {result.name}{where} | hypernas ui {result.name}{where}")
     searches = [r for r in records.trials.values() if r.phase == SEARCH_PHASE] if records is not None else []
     spread = search_summary(searches) if searches else None
     return {
@@ -463,9 +464,10 @@ def summary_info(result: ExperimentResult, cfg: ExperimentConfig,
             + f"; {spread['distinct_genotypes']} distinct genotypes, top {cfg.oneshot.top_k} retrained"),
         "best trial": best and f"{best['number']}  {cfg.metric.name}={best['last_value']:.4f}  (seed {best['seed']})",
         "best params": best and json.dumps(redact(best["params"]), sort_keys=True),
-        "Pareto front": records is not None and records.objectives and (
+        "Pareto front": (
             f"trials {', '.join(str(r['number']) for r in records.pareto_front()) or 'none'} "
-            f"({', '.join(f'{o.name} {o.mode}' for o in records.objectives)}): hypernas best {result.name}{where}"),
+            f"({', '.join(f'{o.name} {o.mode}' for o in records.objectives)}): hypernas best {result.name}{where}"
+        ) if records is not None and records.objectives else None,
         "energy": records is not None and accounting.describe(
             accounting.energy_summary(records.energy_totals(), (), cfg.energy.grid_gco2_per_kwh)),
         "MLflow": f"experiment '{result.mlflow_experiment}', parent run {result.parent_run_id}",
