@@ -50,11 +50,24 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from search.experiment import sync_tracking
 
     folder = existing_experiment(args.workdir, args.name)
+    if not folder.read_state().get("tracking_uri"):
+        raise ConfigError("name", f"experiment {args.name!r} was simulated with --no-tracking: it has no MLflow "
+                                  "store to write to (simulate it again without --no-tracking)")
     counts = sync_tracking(folder)
     print(f"MLflow holds everything {args.name!r} recorded ({redact(folder.read_state()['tracking_uri'])}): "
           f"{counts['runs_created']} runs created, {counts['metrics_added']} metric values added, "
           f"{counts['runs_closed']} runs closed")
     return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from search.simulate import simulate_experiment
+
+    result = simulate_experiment(args.config, curves=args.curves, workers=args.workers, stragglers=args.straggler,
+                                 lookup=args.lookup, sampler_history=args.sampler_history,
+                                 tracking=not args.no_tracking, workdir=args.workdir, name=args.name, seed=args.seed,
+                                 overrides=args.set, overwrite=args.overwrite)
+    return EXIT_OK if result.counts.get("COMPLETE", 0) or result.counts.get("PRUNED", 0) else EXIT_FAILED
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -111,17 +124,25 @@ def cmd_status(args: argparse.Namespace) -> int:
         "tracking_uri": redact_text(state.get("tracking_uri") or ""), "mlflow_experiment": state.get("mlflow_experiment"),
         "parent_run_id": state.get("parent_run_id"), "folder": str(folder.path),
     }
+    simulated = state.get("simulated")
+    if simulated:  # hypernas simulate: the clock of the table's curves, not of any training
+        info = {"simulated": simulated if args.json else
+                f"{simulated['makespan_s']:.1f} s of simulated time on {simulated['workers']} workers "
+                f"({simulated['wall_s']:.1f} s wall), curves {simulated['curves']}"} | info
+        info["energy"] = None if args.json else "none (simulated: nothing trained)"
     if args.json:
         _print_json(info)
         return EXIT_OK
     for key, value in info.items():
         print(f"{key:<18} {value}")
     if rows:
-        print(f"\n{'trial':>5} {'state':<9} {'epochs':>6} {'last':>8} {'best':>8} {'time_s':>7}  node")
+        clock = "sim_s" if simulated else "time_s"
+        print(f"\n{'trial':>5} {'state':<9} {'epochs':>6} {'last':>8} {'best':>8} {clock:>7}  node")
         for row in rows:
             fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+            took = (row["sim_ended_s"] or 0.0) - (row["sim_started_s"] or 0.0) if simulated else row["wall_time_s"]
             print(f"{row['number']:>5} {row['state']:<9} {row['epochs_run']:>3}/{row['epochs']:<2} "
-                  f"{fmt(row['last_value']):>8} {fmt(row['best_value']):>8} {row['wall_time_s']:>7.1f}  {row['node'] or '-'}")
+                  f"{fmt(row['last_value']):>8} {fmt(row['best_value']):>8} {took:>7.1f}  {row['node'] or '-'}")
     return EXIT_OK
 
 
@@ -172,6 +193,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"report: {path.resolve()}")
     folder = existing_experiment(args.workdir, args.name)
     state = folder.read_state()
+    if not state.get("tracking_uri"):
+        return EXIT_OK  # simulated with --no-tracking: no MLflow run to attach it to
     try:  # the refreshed pictures and the report on the parent run too
         plots = sorted((folder.path / PLOTS_DIR).glob("*.*"))
         _mlflow.upload_artifacts(state["tracking_uri"], state["parent_run_id"], plots, PLOTS_DIR)
@@ -294,6 +317,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     experiment = None
     if args.name is not None:  # open straight on that experiment's runs
         state = existing_experiment(args.workdir, args.name).read_state()
+        if not state.get("tracking_uri"):
+            raise ConfigError("name", f"experiment {args.name!r} was simulated with --no-tracking: nothing of it is "
+                                      "in MLflow")
         if state.get("tracking_uri") != f"sqlite:///{store.resolve()}":
             raise ConfigError("name", f"experiment {args.name!r} tracked to {state.get('tracking_uri')!r}, not this "
                                       f"workdir's store {store}; open that tracking server's UI instead")
@@ -415,6 +441,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(run)
     run.add_argument("--overwrite", action="store_true", help="replace an existing experiment of the same name")
     run.add_argument("--address", help="Ray cluster address to join (default: RAY_ADDRESS, else a local Ray)")
+
+    simulate = verb("simulate", cmd_simulate,
+                    "run CONFIG's searcher and scheduler over recorded learning curves on a simulated clock with N "
+                    "workers: no training, no Ray cluster; the result is an ordinary experiment (status, best, "
+                    "report, ui)", types)
+    _add_config_options(simulate)
+    simulate.add_argument("--curves", required=True, metavar="TABLE",
+                          help="learning curves: a Parquet table (one row per configuration and epoch: parameter "
+                               "columns, epoch, metrics, epoch_time_s) or a finished experiment's folder")
+    simulate.add_argument("--workers", required=True, type=int, metavar="N", help="simulated workers (trials at once)")
+    simulate.add_argument("--straggler", action="append", default=[], metavar="SPEC",
+                          help="inject stragglers (repeatable): slow:FRACTION:FACTOR (trials FACTOR times slower), "
+                               "node:FRACTION:FACTOR (workers), hang:FRACTION[:EPOCH] (killed by the stall "
+                               "watchdog, retried), lost:FRACTION@SECONDS (workers lost then; trials retried)")
+    simulate.add_argument("--lookup", choices=("exact", "nearest"), default="exact",
+                          help="a configuration missing from the table is an error (exact), or replays the nearest "
+                               "one (nearest)")
+    simulate.add_argument("--sampler-history", type=int, metavar="N",
+                          help="show the sampler only the latest N..2N finished trials (bounds TPE's per-ask cost "
+                               "on long simulations; default: all)")
+    simulate.add_argument("--no-tracking", action="store_true", help="write nothing to MLflow")
+    simulate.add_argument("--overwrite", action="store_true", help="replace an existing experiment of the same name")
 
     submit = verb("submit", cmd_submit, "run CONFIG on a Ray cluster as a Ray job (ray job submit, with the working "
                                         "dir and runtime env set up); --workdir is a path on the cluster")

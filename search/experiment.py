@@ -31,7 +31,8 @@ from spaces import dump_yaml
 from search.records import CURVES_FILE, TRIALS_FILE, ExperimentRecords
 from search.sealing import split_change_warnings
 from search.seeds import derive_seed
-from search.workdir import DEFAULT_WORKDIR, ExperimentFolder, existing_experiment, write_json_atomic
+from search.workdir import (DEFAULT_WORKDIR, ExperimentFolder, existing_experiment, refuse_if_simulated,
+                            write_json_atomic)
 from trainers import search_data
 
 
@@ -142,19 +143,7 @@ def run_experiment(
     config_yaml = cfg.to_yaml()
     folder.config_file.write_text(config_yaml)
     environment = capture_environment()
-    parent_run_id = tracker.start(
-        run_name=cfg.name,
-        params=_parent_params(cfg),
-        tags={"hypernas.role": "experiment", "hypernas.name": cfg.name, "hypernas.experiment_seed": cfg.seed,
-              "hypernas.data_seed": derive_seed(cfg.seed, "data"), "hypernas.split_seed": cfg.data.split_seed, "hypernas.sampler_seed": derive_seed(cfg.seed, "sampler"),
-              "hypernas.reproducible": cfg.reproducible.mode,
-              "hypernas.space_fingerprint": cfg.space.fingerprint, "hypernas.state": "RUNNING",
-              NOTE_TAG: describe_experiment(cfg) + "\n\n**Running.**",
-              **{f"hypernas.env.{k}": v for k, v in environment.items() if v is not None}},
-        texts={"config.yaml": dump_yaml(redact(cfg.to_dict())),
-               "space.json": json.dumps(redact(cfg.space.to_dict()), indent=2),
-               "environment.json": json.dumps(environment, indent=2)},
-    )
+    parent_run_id = tracker.start(run_name=cfg.name, **parent_start(cfg, environment))
     folder.write_state(name=cfg.name, status="running", tracking_uri=uri, mlflow_experiment=mlflow_experiment,
                        mlflow_experiment_id=tracker.experiment_id, parent_run_id=parent_run_id,
                        started_at=time.time(), trials_planned=trials, environment=environment)
@@ -163,6 +152,24 @@ def run_experiment(
     for note in notes:
         stream.write(f"note: {note}\n")
     return _execute(cfg, folder, data, study, records, events, tracker, trials, notes, stream, run_trials)
+
+
+def parent_start(cfg: ExperimentConfig, environment: Mapping[str, Any], extra_tags: Mapping[str, Any] = {},
+                 status: str = "Running.") -> dict[str, Any]:
+    """The parent run's params, tags and text artifacts when it is created (``TrackingWriter.start``'s keywords)."""
+    return {
+        "params": _parent_params(cfg),
+        "tags": {"hypernas.role": "experiment", "hypernas.name": cfg.name, "hypernas.experiment_seed": cfg.seed,
+                 "hypernas.data_seed": derive_seed(cfg.seed, "data"), "hypernas.split_seed": cfg.data.split_seed,
+                 "hypernas.sampler_seed": derive_seed(cfg.seed, "sampler"),
+                 "hypernas.reproducible": cfg.reproducible.mode,
+                 "hypernas.space_fingerprint": cfg.space.fingerprint, "hypernas.state": "RUNNING",
+                 NOTE_TAG: describe_experiment(cfg) + f"\n\n**{status}**",
+                 **{f"hypernas.env.{k}": v for k, v in environment.items() if v is not None}, **extra_tags},
+        "texts": {"config.yaml": dump_yaml(redact(cfg.to_dict())),
+                  "space.json": json.dumps(redact(cfg.space.to_dict()), indent=2),
+                  "environment.json": json.dumps(environment, indent=2)},
+    }
 
 
 def make_study(cfg: ExperimentConfig, folder: ExperimentFolder, records: ExperimentRecords, events: EventLog,
@@ -399,6 +406,8 @@ def resume_experiment(workdir: str | Path, name: str, *, address: str | None = N
     budget."""
     stream = stream or sys.stdout
     folder = existing_experiment(Path(workdir).resolve(), name)
+    refuse_if_simulated(folder, "resume", "a simulation is not resumed: simulate it again (the same seed gives the "
+                                          "same result)")
     state = folder.read_state()
     if state.get("status") == "finished":
         raise ConfigError("name", f"experiment {name!r} has finished; nothing to resume")

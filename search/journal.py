@@ -75,9 +75,11 @@ class Journal:
     >>> journal.append("tell", trial=0, state="COMPLETE", value=0.9)  # doctest: +SKIP
     """
 
-    def __init__(self, path: Path | None = None, *, next_seq: int = 0) -> None:
+    def __init__(self, path: Path | None = None, *, next_seq: int = 0, durable: bool = True) -> None:
+        """``durable`` False: no fsync until :meth:`close` (a simulation, which is run again rather than resumed)."""
         self.path = path
         self.seq = next_seq
+        self.durable = durable
         self._listeners: list[Callable[[Entry], None]] = []
         self._file = open(path, "a", encoding="utf-8") if path is not None else None
 
@@ -92,7 +94,7 @@ class Journal:
         if self._file is not None:
             self._file.write(json.dumps(entry) + "\n")
             self._file.flush()
-            if kind in DURABLE_KINDS:
+            if self.durable and kind in DURABLE_KINDS:
                 os.fsync(self._file.fileno())
         for listener in self._listeners:
             listener(entry)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from search import accounting, pareto
 from search._mlflow import TrackingWriter, TrialSnapshot
@@ -149,16 +149,31 @@ def outcome_note(records: ExperimentRecords, status: str, tags: Mapping[str, Any
     return " ".join(lines)
 
 
+class _NoTracking:
+    """Stands in for the MLflow writer when nothing is sent while the trials run."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
 class Monitor:
     """Receives trial events from the executor adapter and fans them out. All calls come from the driver."""
 
-    def __init__(self, records: ExperimentRecords, events: EventLog, tracker: TrackingWriter, view: ProgressView,
-                 folder: Path, logged_epochs: Mapping[int, int] | None = None) -> None:
+    def __init__(self, records: ExperimentRecords, events: EventLog, tracker: TrackingWriter | None, view: ProgressView,
+                 folder: Path, logged_epochs: Mapping[int, int] | None = None, *,
+                 sim_clock: Callable[[], float] | None = None, write_every_s: float = _WRITE_EVERY_S) -> None:
+        """``tracker`` None: nothing is written to MLflow while the trials run (a simulation writes it at the end,
+        from the records). ``sim_clock``: a simulation's clock (simulated seconds since it started), recorded with
+        every trial event next to the wall clock. ``write_every_s``: how often the Parquet views are rewritten
+        while trials run."""
         self.records = records
         self.events = events  # sampler asks/tells and scheduler decisions: the same journal's decision view
-        self.tracker = tracker
+        self.tracker = tracker if tracker is not None else _NoTracking()
+        self.tracking = tracker is not None
         self.view = view
         self.folder = folder
+        self.sim_clock = sim_clock
+        self.write_every_s = write_every_s
         self._last_write = 0.0
         # epochs MLflow already has per trial: a restarted or resumed trial re-reports some of them
         self._logged_epoch: dict[int, int] = dict(logged_epochs or {})
@@ -167,7 +182,7 @@ class Monitor:
                       attempt: int = 1, phase: str | None = None) -> None:
         first_start = number not in self.records.trials
         interrupted = not first_start and self.records.trials[number].state == "INTERRUPTED"
-        record = self.records.started(number, trial_id, seed, params, epochs, attempt, phase=phase)
+        record = self.records.started(number, trial_id, seed, params, epochs, attempt, phase=phase, sim_s=self._sim())
         if first_start:  # a restarted, paused or resumed trial keeps its child run
             self.tracker.trial_started(number, trial_run_name(number), run_params(record), start_tags(record))
         elif interrupted:  # resumed: its run (KILLED until it ends) says it runs again
@@ -176,7 +191,7 @@ class Monitor:
 
     def trial_result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
                      device: str | None = None, energy_source: str | None = None) -> None:
-        self.records.result(number, epoch, metrics, node, device, energy_source=energy_source)
+        self.records.result(number, epoch, metrics, node, device, energy_source=energy_source, sim_s=self._sim())
         self.view.update(self.records)  # a running trial's row: its epoch and values
         if epoch > self._logged_epoch.get(number, 0):
             self._logged_epoch[number] = epoch
@@ -209,20 +224,24 @@ class Monitor:
         """Trial ``number`` ended: ``state`` ``None`` when it ended without an error (the records decide
         COMPLETE, PRUNED or FAILED with :func:`~search.records.final_state`), else how it ended."""
         error = redact(error)
-        record = self.records.ended(number, state, error)
-        self.tracker.trial_ended(number, record.state, end_tags(self.records, record, reason),
-                                 ({"traceback.txt": record.error} if record.error and record.state == "FAILED" else {})
-                                 | oneshot_texts(self.records, record))
+        record = self.records.ended(number, state, error, sim_s=self._sim())
+        if self.tracking:  # the tags read every trial's curves (straggler ratios): only when they are sent
+            self.tracker.trial_ended(number, record.state, end_tags(self.records, record, reason),
+                                     ({"traceback.txt": record.error} if record.error and record.state == "FAILED"
+                                      else {}) | oneshot_texts(self.records, record))
         self.view.trial_ended(record)
         self.view.update(self.records)
         self._write(force=False)
+
+    def _sim(self) -> float | None:
+        return None if self.sim_clock is None else float(self.sim_clock())
 
     def tick(self) -> None:
         self.view.update(self.records)
         self._write(force=False)
 
     def _write(self, *, force: bool) -> tuple[Path, Path, Path] | None:
-        if not force and time.monotonic() - self._last_write < _WRITE_EVERY_S:
+        if not force and time.monotonic() - self._last_write < self.write_every_s:
             return None
         self._last_write = time.monotonic()
         return (*self.records.write(self.folder), self.events.write(self.folder))

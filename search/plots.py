@@ -95,21 +95,28 @@ def learning_curves(records: ExperimentRecords, decisions: Iterable[Mapping[str,
 
 
 def best_so_far(records: ExperimentRecords, out: Path) -> list[Path]:
-    """``best_so_far.png`` (against trials ended, and against wall time) and ``best_so_far.csv``."""
-    ended = sorted((r for r in records.trials.values() if r.ended_at and r.state == "COMPLETE"
-                    and r.last_value is not None and math.isfinite(r.last_value)), key=lambda r: r.ended_at)
+    """``best_so_far.png`` (against trials ended, and against wall time — a simulation's simulated time) and
+    ``best_so_far.csv``."""
+    simulated = any(r.sim_ended_s is not None for r in records.trials.values())
+    def ended_at(r: Any) -> float | None:
+        return r.sim_ended_s if simulated else r.ended_at
+
+    ended = sorted((r for r in records.trials.values() if ended_at(r) is not None and r.state == "COMPLETE"
+                    and r.last_value is not None and math.isfinite(r.last_value)), key=ended_at)
     if not ended:
         return []
-    start = min(r.started_at for r in records.trials.values())
+    start = 0.0 if simulated else min(r.started_at for r in records.trials.values())
+    time_column = "sim_time_s" if simulated else "wall_time_s"
     pick = max if records.mode == "max" else min
     rows, best = [], None
     for count, record in enumerate(ended, 1):
         best = record.last_value if best is None else pick(best, record.last_value)
-        rows.append({"trials_ended": count, "wall_time_s": record.ended_at - start, "trial": record.number,
+        rows.append({"trials_ended": count, time_column: ended_at(record) - start, "trial": record.number,
                      "value": record.last_value, "best_so_far": best})
     plt = _pyplot()
     figure, (by_count, by_time) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, x, label in ((by_count, "trials_ended", "COMPLETE trials ended"), (by_time, "wall_time_s", "wall time (s)")):
+    for ax, x, label in ((by_count, "trials_ended", "COMPLETE trials ended"),
+                         (by_time, time_column, "simulated time (s)" if simulated else "wall time (s)")):
         ax.scatter([r[x] for r in rows], [r["value"] for r in rows], s=12, color="0.6", label="trial")
         ax.step([r[x] for r in rows], [r["best_so_far"] for r in rows], where="post", color="tab:blue",
                 label="best so far")
@@ -159,6 +166,9 @@ def winning_cell(genotype: str, out: Path, title: str = "") -> list[Path]:
     return [_save(figure, out / "winning_cell.png"), out / "winning_cell.txt"]
 
 
+PLOTS_MAX_TRIALS = 20_000  # a simulation's 100,000 trials get no pictures (each would take minutes)
+
+
 def draw_all(steps: Sequence[tuple[str, Callable[[], list[Path]]]], notes: list[str]) -> list[Path]:
     """Run each drawing step; one that fails adds a note (never an exception)."""
     paths: list[Path] = []
@@ -177,8 +187,13 @@ def experiment_plots(folder: Path, cfg: Any, records: ExperimentRecords, decisio
     pictures that could not be drawn."""
     out = folder / PLOTS_DIR
     out.mkdir(exist_ok=True)
-    decisions = list(decisions)
     notes: list[str] = []
+    if len(records.trials) > PLOTS_MAX_TRIALS:
+        notes.append(f"{len(records.trials)} trials: no pictures above {PLOTS_MAX_TRIALS} trials (fANOVA and a "
+                     f"curve per trial would take minutes and show little); the tables hold every number")
+        (out / "notes.json").write_text(json.dumps(notes, indent=2))
+        return [], notes
+    decisions = list(decisions)
     steps: list[tuple[str, Callable[[], list[Path]]]] = [
         ("learning curves", lambda: learning_curves(records, decisions, out)),
         ("best so far", lambda: best_so_far(records, out)),

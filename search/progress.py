@@ -58,8 +58,10 @@ class ProgressView:
 
     def __init__(self, total: int, metric: str, stream: TextIO | None = None, interval_s: float = 30.0, *,
                  clock: Callable[[], float] = time.monotonic, refresh_per_second: float = 4.0,
-                 max_rows: int = 20, width: int | None = None) -> None:
-        """``width``: the terminal display's width (default: the terminal's own, else 80)."""
+                 max_rows: int = 20, width: int | None = None, per_trial: bool = True) -> None:
+        """``width``: the terminal display's width (default: the terminal's own, else 80). ``per_trial`` False: no
+        line per trial that ends (a simulation's thousands), the summary only."""
+        self.per_trial = per_trial
         self.total = total
         self.metric = metric
         self.stream = stream or sys.stdout
@@ -117,7 +119,7 @@ class ProgressView:
 
     def trial_ended(self, record: TrialRecord) -> None:
         """Trial ``record`` ended (any state): its one line — above the live display on a terminal."""
-        if self._closed:
+        if self._closed or not self.per_trial:
             return
         text = ended_line(record, self.metric)
         if self._tty:

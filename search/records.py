@@ -40,6 +40,11 @@ TRIAL_COLUMNS = (
 )  # and, in a multi-objective experiment, value_<objective> for each objective (the values Optuna was told)
 
 
+def _sim(sim_s: float | None) -> dict[str, float]:
+    """A journal entry's simulated time, where there is one (a simulation's)."""
+    return {} if sim_s is None else {"sim_s": float(sim_s)}
+
+
 def final_state(epochs_run: int, epochs: int, errored: bool, final_value: float | None = None) -> str:
     """How a trial ended: FAILED on error or when its last reported metric (``final_value``) is NaN or infinite,
     COMPLETE when it trained all its epochs, else PRUNED — stopped early, by the scheduler or by the end of the
@@ -99,6 +104,8 @@ class TrialRecord:
     energy_spent_j: float = 0.0  # joules of every epoch it reported, epochs run again after a restart included
     energy_by_source: dict[str, float] = field(default_factory=dict)  # the same, per source of each epoch
     energy_unknown_epochs: int = 0  # epochs whose energy could not be read (NaN): not in the sums above
+    sim_started_s: float | None = None  # a simulation's clock when it first started (simulated seconds)
+    sim_ended_s: float | None = None  # … and when it ended
 
     @property
     def energy_source(self) -> str | None:
@@ -203,10 +210,13 @@ class ExperimentRecords:
         self.journal.append("forget", number=number)
 
     def started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int,
-                attempt: int = 1, at: float | None = None, phase: str | None = None) -> TrialRecord:
+                attempt: int = 1, at: float | None = None, phase: str | None = None,
+                sim_s: float | None = None) -> TrialRecord:
+        """``sim_s`` (here and in :meth:`result`, :meth:`ended`): a simulation's clock, simulated seconds since it
+        started, recorded next to the wall clock ``at``."""
         self.journal.append("started", number=number, trial_id=trial_id, seed=seed, params=dict(params),
                             epochs=epochs, attempt=attempt, at=time.time() if at is None else at,
-                            **({"phase": phase} if phase else {}))
+                            **({"phase": phase} if phase else {}), **_sim(sim_s))
         return self.trials[number]
 
     def derived(self, number: int, epoch: int, genotype: str) -> None:
@@ -226,15 +236,16 @@ class ExperimentRecords:
                             epoch=self.trials[number].epochs_run)
 
     def result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
-               device: str | None = None, at: float | None = None, energy_source: str | None = None) -> None:
+               device: str | None = None, at: float | None = None, energy_source: str | None = None,
+               sim_s: float | None = None) -> None:
         if number not in self.trials:  # refused before it reaches the journal, which every later reader replays
             raise KeyError(f"a result for trial {number}, which has not started")
         self.journal.append("result", number=number, epoch=epoch, metrics={k: float(v) for k, v in metrics.items()},
                             node=node, device=device, at=time.time() if at is None else at,
-                            **({"energy_source": energy_source} if energy_source else {}))
+                            **({"energy_source": energy_source} if energy_source else {}), **_sim(sim_s))
 
     def ended(self, number: int, state: str | None = None, error: str | None = None,
-              at: float | None = None) -> TrialRecord:
+              at: float | None = None, sim_s: float | None = None) -> TrialRecord:
         """Trial ``number`` ended. ``state`` ``None`` (or COMPLETE, PRUNED): it ended without an error, and
         :func:`final_state` decides from what it reported — COMPLETE, PRUNED, or FAILED when its last metric is
         NaN or infinite (with the reason as its error). Otherwise ``state`` is how it ended (FAILED, INTERRUPTED …)."""
@@ -250,7 +261,8 @@ class ExperimentRecords:
                 name, value = next((o.name, v) for o, v in zip(self.objectives, values)
                                    if v is None or not math.isfinite(v))
                 error = f"objective {name} was never reported" if value is None else final_value_error(name, value)
-        self.journal.append("ended", number=number, state=state, error=error, at=time.time() if at is None else at)
+        self.journal.append("ended", number=number, state=state, error=error, at=time.time() if at is None else at,
+                            **_sim(sim_s))
         return record
 
     # -- applying entries -----------------------------------------------------------------------------------------
@@ -259,11 +271,11 @@ class ExperimentRecords:
         self.curves = {key: row for key, row in self.curves.items() if key[0] != number}
 
     def _on_started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int,
-                    attempt: int = 1, at: float = 0.0, phase: str | None = None) -> None:
+                    attempt: int = 1, at: float = 0.0, phase: str | None = None, sim_s: float | None = None) -> None:
         record = self.trials.get(number)
         if record is None:
             record = self.trials[number] = TrialRecord(number, trial_id, seed, dict(params), epochs, started_at=at,
-                                                       phase=phase)
+                                                       phase=phase, sim_started_s=sim_s)
         record.state = "RUNNING"
         record.attempt = attempt
 
@@ -278,13 +290,15 @@ class ExperimentRecords:
                 failed["state"] = state
 
     def _on_result(self, number: int, epoch: int, metrics: Mapping[str, float], node: str | None,
-                   device: str | None = None, at: float = 0.0, energy_source: str | None = None) -> None:
+                   device: str | None = None, at: float = 0.0, energy_source: str | None = None,
+                   sim_s: float | None = None) -> None:
         record = self.trials[number]
         record.epochs_run = max(record.epochs_run, epoch)
         record.node = node or record.node
         record.device = device or record.device
         self.curves[number, epoch] = {"trial": number, "epoch": epoch, "time_s": at - record.started_at, **metrics,
-                                      **({"energy_source": energy_source} if energy_source else {})}
+                                      **({"energy_source": energy_source} if energy_source else {}),
+                                      **({"sim_time_s": sim_s} if sim_s is not None else {})}
         if "energy_j" in metrics:
             record.energy_j = metrics["energy_j"]
         spent = metrics.get("epoch_energy_j")
@@ -310,10 +324,12 @@ class ExperimentRecords:
     def _on_derived(self, number: int, epoch: int, genotype: str) -> None:
         self.trials[number].derived_genotype = genotype
 
-    def _on_ended(self, number: int, state: str, error: str | None = None, at: float = 0.0) -> None:
+    def _on_ended(self, number: int, state: str, error: str | None = None, at: float = 0.0,
+                  sim_s: float | None = None) -> None:
         record = self.trials[number]
         record.state = state
         record.ended_at = at
+        record.sim_ended_s = sim_s
         record.error = error
 
     def straggler_ratios(self) -> dict[int, float]:
@@ -389,7 +405,8 @@ class ExperimentRecords:
                 "straggler": None if ratio is None else ratio >= self.straggler_factor, "straggler_ratio": ratio,
                 "wall_time_s": r.wall_time_s, "node": r.node,
                 "device": r.device,
-                "started_at": r.started_at, "ended_at": r.ended_at, "error": mask(r.error),
+                "started_at": r.started_at, "ended_at": r.ended_at, "sim_started_s": r.sim_started_s,
+                "sim_ended_s": r.sim_ended_s, "error": mask(r.error),
                 "phase": r.phase, "derived_genotype": mask(r.derived_genotype),
                 "energy_j": r.energy_j, "energy_spent_j": r.energy_spent_j if r.energy_source else None,
                 "energy_source": r.energy_source,
@@ -432,7 +449,8 @@ _TRIAL_TYPES = {
     "attempt_history": pa.string(), "straggler": pa.bool_(), "straggler_ratio": pa.float64(),
     "wall_time_s": pa.float64(), "node": pa.string(),
     "device": pa.string(),
-    "started_at": pa.float64(), "ended_at": pa.float64(), "error": pa.string(), "phase": pa.string(),
+    "started_at": pa.float64(), "ended_at": pa.float64(), "sim_started_s": pa.float64(), "sim_ended_s": pa.float64(),
+    "error": pa.string(), "phase": pa.string(),
     "derived_genotype": pa.string(), "energy_j": pa.float64(), "energy_spent_j": pa.float64(),
     "energy_source": pa.string(), "pareto": pa.bool_(),
 }
@@ -466,7 +484,8 @@ def _write_atomic(table: pa.Table, path: Path) -> Path:
 
 # Columns that describe when, where and under which id a trial ran — not what it computed.
 RUN_SPECIFIC_COLUMNS = ("trial_id", "wall_time_s", "node", "device", "started_at", "ended_at", "hw_latency_ms",
-                        "straggler", "straggler_ratio", "energy_j", "energy_spent_j", "energy_source")
+                        "straggler", "straggler_ratio", "energy_j", "energy_spent_j", "energy_source", "sim_started_s",
+                        "sim_ended_s")
 
 
 def reproducible_view(table: pa.Table) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from search.config import ConfigError, ExperimentConfig, config_from_dict
 from search.environment import capture_environment
 from search.records import ExperimentRecords
 from search.seeds import derive_seed
-from search.workdir import existing_experiment
+from search.workdir import existing_experiment, refuse_if_simulated
 from spaces import load_yaml
 from trainers import MemoryReporter, TrialSpec, resolve_trainer, search_data
 from trainers.hardware import TIMING_METRICS, pick_device
@@ -88,6 +88,7 @@ def replay_trial(workdir: str | Path, name: str, trial: int) -> ReplayResult:
     per-epoch metrics as recorded there — with the experiment's config and the environment its state file kept.
     MLflow is not needed."""
     folder = existing_experiment(workdir, name)
+    refuse_if_simulated(folder, "replay", "its trials replayed a table's curves; no training ran to replay")
     cfg = folder.load_config()
     records = ExperimentRecords.read(folder.path, cfg.metric.name, cfg.metric.mode)
     record = records.trials.get(trial)

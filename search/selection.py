@@ -29,7 +29,7 @@ from search.seeds import derive_seed
 from search.sealing import Decision, SelectionError, TestLedger, TestSetAlreadyOpened, decide, describe, model_key
 from search.sealing import new_open, source_identity
 from search.sealing import split_change_warnings
-from search.workdir import ExperimentFolder, existing_experiment, write_json_atomic
+from search.workdir import ExperimentFolder, existing_experiment, refuse_if_simulated, write_json_atomic
 from trainers import MemoryReporter, TrialSpec, resolve_trainer, sealed_data
 from trainers.energy import EnergyMeter
 from trainers.hardware import pick_device
@@ -127,6 +127,7 @@ def run_sealed_test(workdir: str | Path, name: str, *, force: bool = False,
     Raises :class:`TestSetAlreadyOpened` when another model was scored on the split before (unless ``force``).
     """
     folder = existing_experiment(workdir, name)
+    refuse_if_simulated(folder, "test", "nothing was trained, so there is no model to score on the test split")
     _check_ended(folder, "the sealed test split is opened once, for the final winner,", allow_interrupted)
     cfg = folder.load_config()
     state = folder.read_state()

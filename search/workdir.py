@@ -94,6 +94,14 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def refuse_if_simulated(folder: "ExperimentFolder", verb: str, why: str) -> None:
+    """``test``, ``replay`` and ``resume`` need an experiment that trained: a simulated one (``hypernas simulate``)
+    is refused with a :class:`ConfigError` saying ``why``."""
+    if folder.exists() and folder.read_state().get("simulated"):
+        raise ConfigError("name", f"experiment {folder.name!r} was simulated (hypernas simulate) over recorded "
+                                  f"curves: {why}; {verb} needs an experiment that trained (hypernas run)")
+
+
 def existing_experiment(workdir: str | Path, name: str) -> ExperimentFolder:
     """The folder of experiment ``name``; a bad or unknown name is a :class:`ConfigError` (the latter listing the
     known ones). The name is checked before any path is built from it."""

@@ -105,3 +105,49 @@ def f1_train(spec, reporter):
 
 
 f1_train.metrics = ("val_f1",)
+
+
+# -- simulation tables (hypernas simulate) ---------------------------------------------------------------------------
+
+SIM_SPACE = {
+    "depth": {"type": "int", "low": 1, "high": 4},
+    "width": {"type": "categorical", "choices": [16, 32, 64]},
+    "lr": {"type": "categorical", "choices": [0.001, 0.003, 0.01, 0.03]},
+    "batch_size": 64,
+}
+
+
+def sim_config(name: str = "sim", **sections) -> dict:
+    """An experiment over :data:`SIM_SPACE` (48 configurations): :func:`sim_table` holds every one of them."""
+    return tiny_config(name, space=dict(SIM_SPACE), **{
+        "scheduler": {"type": "asha", "max_epochs": 9, "grace_period": 1, "reduction_factor": 3},
+        "budget": {"trials": 40, "max_concurrent": 4}, **sections})
+
+
+def sim_curve(depth: int, width: int, lr: float, epoch: int, curve: int = 0) -> dict:
+    """A made-up but varied learning curve: each configuration has its own ceiling and speed; curves cross."""
+    import math
+
+    ceiling = 0.55 + 0.1 * depth - 0.02 * (depth - 2) ** 2 + 0.05 * math.log2(width / 16) - 8 * abs(lr - 0.01) \
+        + 0.01 * curve
+    speed = 0.25 + 0.2 * math.log10(lr / 0.001)
+    accuracy = ceiling * (1 - math.exp(-speed * epoch)) + 0.004 * math.sin(7 * depth + width + 100 * lr + epoch)
+    return {"val_accuracy": accuracy, "val_loss": 1.0 - accuracy,
+            "epoch_time_s": 0.5 + 0.02 * width * depth / 16}
+
+
+def sim_table(path, epochs: int = 9, curves: int = 1):
+    """Write a simulation table with every configuration of :data:`SIM_SPACE` (``curves`` curves each)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = []
+    for depth in range(1, 5):
+        for width in (16, 32, 64):
+            for lr in (0.001, 0.003, 0.01, 0.03):
+                for curve in range(curves):
+                    for epoch in range(1, epochs + 1):
+                        rows.append({"depth": depth, "width": width, "lr": lr, "batch_size": 64, "curve": curve,
+                                     "epoch": epoch, **sim_curve(depth, width, lr, epoch, curve)})
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
