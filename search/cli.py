@@ -65,7 +65,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     result = simulate_experiment(args.config, curves=args.curves, workers=args.workers, stragglers=args.straggler,
                                  lookup=args.lookup, sampler_history=args.sampler_history,
-                                 tracking=not args.no_tracking, workdir=args.workdir, name=args.name, seed=args.seed,
+                                 tracking=not args.no_tracking, plots=not args.no_plots, workdir=args.workdir,
+                                 name=args.name, seed=args.seed,
                                  overrides=args.set, overwrite=args.overwrite)
     return EXIT_OK if result.counts.get("COMPLETE", 0) or result.counts.get("PRUNED", 0) else EXIT_FAILED
 
@@ -462,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="show the sampler only the latest N..2N finished trials (bounds TPE's per-ask cost "
                                "on long simulations; default: all)")
     simulate.add_argument("--no-tracking", action="store_true", help="write nothing to MLflow")
+    simulate.add_argument("--no-plots", action="store_true",
+                          help="draw no pictures (hypernas report draws them later)")
     simulate.add_argument("--overwrite", action="store_true", help="replace an existing experiment of the same name")
 
     submit = verb("submit", cmd_submit, "run CONFIG on a Ray cluster as a Ray job (ray job submit, with the working "

@@ -80,6 +80,7 @@ def simulate_experiment(
     lookup: str = "exact",
     sampler_history: int | None = None,
     tracking: bool = True,
+    plots: bool = True,
     workdir: str | Path = DEFAULT_WORKDIR,
     name: str | None = None,
     seed: int | None = None,
@@ -91,7 +92,8 @@ def simulate_experiment(
     """Simulate one experiment over the curves in ``curves`` on ``workers`` workers and return where its results
     are. ``stragglers``: ``--straggler`` specs (:data:`search.simulation.STRAGGLER_FORMS`). ``lookup``: ``exact``
     or ``nearest`` (:class:`search.simulation.CurveTable`). ``sampler_history``: show the sampler only the latest
-    that many finished trials (:meth:`search._optuna.AskTellStudy.create`). ``latencies``: appended with the wall
+    that many finished trials (:meth:`search._optuna.AskTellStudy.create`). ``plots`` False: no pictures (a sweep
+    of many simulations; ``hypernas report`` draws them later). ``latencies``: appended with the wall
     seconds each decision point took. Raises :class:`ConfigError` (nothing written) for bad input."""
     stream = stream or sys.stdout
     from search.config import MAX_CONCURRENT
@@ -102,6 +104,8 @@ def simulate_experiment(
     cfg = simulated_config(config, workers, settings.stragglers, overrides, name, seed)
     table = CurveTable.read(curves, cfg).bind(cfg)
     trials, notes = trial_budget(cfg)
+    for note in notes:
+        stream.write(f"note: {note}\n")
     workdir = Path(workdir).resolve()
     final = ExperimentFolder(workdir, cfg.name)
     if final.path.exists() and not final.exists() and not final.config_file.is_file():
@@ -117,7 +121,7 @@ def simulate_experiment(
     folder.path.mkdir(parents=True)
     try:
         sim, wall = _simulate(cfg, folder, table, settings, trials, stream, latencies)
-        result_notes = _finish_files(cfg, folder, sim, stream)
+        result_notes = _finish_files(cfg, folder, sim, stream, plots)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # bad input, Ctrl-C: a simulation is run again, not resumed
         raise
@@ -189,7 +193,8 @@ def _simulate(cfg: ExperimentConfig, folder: ExperimentFolder, table: CurveTable
     return sim, wall
 
 
-def _finish_files(cfg: ExperimentConfig, folder: ExperimentFolder, sim: Any, stream: TextIO) -> list[str]:
+def _finish_files(cfg: ExperimentConfig, folder: ExperimentFolder, sim: Any, stream: TextIO,
+                  plots: bool = True) -> list[str]:
     """The study file and the pictures, unless the simulation is too long for them to be worth drawing."""
     records = sim.monitor.records
     if len(records.trials) > PLOTS_MAX_TRIALS:
@@ -199,7 +204,8 @@ def _finish_files(cfg: ExperimentConfig, folder: ExperimentFolder, sim: Any, str
         (folder.path / "plots").mkdir(exist_ok=True)
         return [note]
     sim.study.save(folder.study_file)
-    draw_plots(cfg, folder, records, sim.monitor.events, stream)
+    if plots:
+        draw_plots(cfg, folder, records, sim.monitor.events, stream)
     return []
 
 

@@ -141,8 +141,9 @@ class AskTellStudy:
         self._trials: dict[int, optuna.Trial] = {}
         self._steps: dict[int, dict[int, float]] = {}  # number -> {step: value} reported so far
         self.history = history
-        self._next = len(study.trials) if history is not None else 0
-        self._storage: Any = None  # where the study lives, when this object made it (create)
+        self._next = len(study.get_trials(deepcopy=False)) if history is not None else 0
+        self._window = self._next  # trials in the current study (Optuna's own count copies every trial)
+        self._store: Any = None  # where the study lives, when this object made it (create)
 
     @classmethod
     def create(cls, name: str, space: Space, searcher: SearcherConfig, seed: int, mode: str | Sequence[str],
@@ -166,13 +167,13 @@ class AskTellStudy:
             load_if_exists=False,
         )
         created = cls(study, space, history)
-        created._storage = storage
+        created._store = storage
         return created
 
     def save(self, storage_path: Path) -> int:
         """Write this (in-memory) study to a journal file at ``storage_path``, as a real run keeps it; returns the
         trials written (with a history window: those it holds now)."""
-        optuna.copy_study(from_study_name=self.study.study_name, from_storage=self._storage,
+        optuna.copy_study(from_study_name=self.study.study_name, from_storage=self._store,
                           to_storage=journal_storage(storage_path))
         return len(self.study.trials)
 
@@ -180,10 +181,11 @@ class AskTellStudy:
         """A fresh study with the latest ``history`` finished trials takes over (open trials stay where they were
         asked: :meth:`tell` copies each into the new study when it ends)."""
         finished = [t for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()][-self.history:]
-        self._storage = optuna.storages.InMemoryStorage()
-        fresh = optuna.create_study(study_name=self.study.study_name, storage=self._storage,
+        self._store = optuna.storages.InMemoryStorage()
+        fresh = optuna.create_study(study_name=self.study.study_name, storage=self._store,
                                     sampler=self.study.sampler, directions=self.study.directions)
         fresh.add_trials(finished)
+        self._window = len(finished)
         self.study = fresh
 
     @classmethod
@@ -242,8 +244,9 @@ class AskTellStudy:
 
     def ask(self) -> tuple[int, dict[str, Any]]:
         """The next ``(trial number, configuration)``; numbers count from 0 in ask order."""
-        if self.history is not None and len(self.study.trials) >= 2 * self.history:
+        if self.history is not None and self._window >= 2 * self.history:
             self._move_window()
+        self._window += 1
         trial = self.study.ask()
         config = suggest_config(trial, self.space)
         # numbers count asks; with a history window Optuna's own restart in every fresh study
@@ -289,3 +292,4 @@ class AskTellStudy:
             return
         if trial.study is not self.study:  # asked before the history window moved on: the window gets it now
             self.study.add_trial(frozen)
+            self._window += 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import signal
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import ray
 
@@ -70,11 +70,12 @@ def _bracket(scheduler: AsyncHyperBandScheduler, trial: Trial) -> Any:
     return scheduler._trial_info.get(trial.trial_id)
 
 
-def asha_rungs(scheduler: AsyncHyperBandScheduler, trial: Trial) -> list[tuple[int, frozenset[str]]]:
+def asha_rungs(scheduler: AsyncHyperBandScheduler, trial: Trial) -> list[tuple[int, Collection[str]]]:
     """The rungs of ``trial``'s bracket, highest milestone first: ``(milestone, ids of the trials recorded
-    there)``. Empty for a trial ASHA does not track (never added, or completed)."""
+    there)`` — a live read-only view of ASHA's own record, not a copy (a rung of a long experiment holds a
+    hundred thousand trials). Empty for a trial ASHA does not track (never added, or completed)."""
     bracket = _bracket(scheduler, trial)
-    return [(milestone, frozenset(recorded)) for milestone, recorded in bracket._rungs] if bracket else []
+    return [(milestone, recorded.keys()) for milestone, recorded in bracket._rungs] if bracket else []
 
 
 def asha_record(scheduler: AsyncHyperBandScheduler, trial: Trial, milestone: int, value: float) -> bool:

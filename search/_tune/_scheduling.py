@@ -18,7 +18,7 @@ trials' results only, never on timing. Meanwhile the trial either
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Collection
 
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import (
@@ -180,7 +180,7 @@ class ObservedScheduler(TrialScheduler):
         self._ended(tune_controller, trial)
 
     # -- decisions ------------------------------------------------------------------------------------------------
-    def rungs(self, trial: Trial) -> list[tuple[int, frozenset[str]]]:
+    def rungs(self, trial: Trial) -> list[tuple[int, Collection[str]]]:
         """ASHA's rungs for this trial's bracket, highest milestone first: ``(milestone, ids of the trials recorded
         there)``; empty for other schedulers."""
         return asha_rungs(self.inner, trial) if isinstance(self.inner, AsyncHyperBandScheduler) else []

@@ -55,6 +55,8 @@ def _invocations(site: Path, name: str) -> list[list[str]]:
         ["report", name, "--workdir", work], ["ui", name, "--workdir", work],
         ["run", config, "--name", name, "--workdir", work], ["validate", config, "--name", name, "--workdir", work],
         ["submit", config, "--address", "http://127.0.0.1:9", "--name", name, "--workdir", work],
+        ["simulate", config, "--curves", str(site / "curves.parquet"), "--workers", "2", "--name", name,
+         "--workdir", work],
     ]
 
 

@@ -116,18 +116,21 @@ SCHEDULERS = {
 @pytest.mark.parametrize("scheduler", list(SCHEDULERS))
 @pytest.mark.parametrize("searcher", SEARCHERS)
 def test_every_searcher_and_scheduler_runs_every_trial(tmp_path, table, searcher, scheduler):
-    result = simulate(tmp_path, sim_config(f"{searcher}-{scheduler}", searcher={"type": searcher},
-                                           scheduler=SCHEDULERS[scheduler], budget={"trials": 30}), table)
+    out = io.StringIO()
+    result = simulate_experiment(sim_config(f"{searcher}-{scheduler}", searcher={"type": searcher},
+                                            scheduler=SCHEDULERS[scheduler], budget={"trials": 60}),
+                                 curves=table, workers=4, workdir=tmp_path, stream=out, tracking=False)
     rows = read_trials(result.folder)
-    expected = 30 if searcher != "grid" else 30  # the grid has 48 points: 30 of them
+    expected = 48 if searcher == "grid" else 60  # the grid has 48 points: the budget is capped, with a note
+    assert ("grid has 48 points" in out.getvalue()) == (searcher == "grid")
     assert len(rows) == expected and all(r["state"] in ("COMPLETE", "PRUNED") for r in rows)
     assert sorted(r["number"] for r in rows) == list(range(expected))
     if scheduler == "none":
         assert all(r["state"] == "COMPLETE" and r["epochs_run"] == 5 for r in rows)
     else:  # early stopping stopped some: paused HyperBand trials resumed from where they were
         assert {r["state"] for r in rows} == {"COMPLETE", "PRUNED"}
-    if searcher == "grid":
-        assert len({json.dumps(r["params"], sort_keys=True) for r in rows}) == 30
+    if searcher == "grid":  # every point once
+        assert len({json.dumps(r["params"], sort_keys=True) for r in rows}) == 48
     study = load_study(result.folder / "optuna.journal", f"{searcher}-{scheduler}")
     assert sorted(t.state.name for t in study.trials) == sorted(r["state"] for r in rows)
 
