@@ -91,7 +91,7 @@ def main() -> None:
               f"{args.table} (best configuration: val_accuracy {oracle:.4f})")
         print("mean best val_accuracy of the COMPLETE trials ended by simulated time t (± sd; '-': none yet in "
               "some seed)")
-        header = "".join(f"{f't={p:.0f}s':>17}" for p in points)
+        header = "".join(f"{f't={p:.2f}s':>17}" for p in points)
         print(f"{'searcher + scheduler':<22}{header}{'regret':>9}{'makespan s':>12}{'epochs':>8}")
         for (s_name, k_name), runs in results.items():
             cells = []

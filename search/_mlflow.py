@@ -525,7 +525,9 @@ def backfill(uri: str, experiment: str, parent_run_id: str,
             run_id, status = run.info.run_id, run.info.status
         ids[trial.number] = run_id
         keys = {key for metrics in trial.curves.values() for key in metrics}
-        have = {(key, point.step) for key in keys for point in client.get_metric_history(run_id, key)}
+        # a run created just now holds nothing yet: no history to read (one query per metric per trial, saved)
+        have = set() if run is None else {(key, point.step) for key in keys
+                                          for point in client.get_metric_history(run_id, key)}
         missing = [Metric(key, float(value), trial.timestamps_ms.get(epoch, 0), epoch)
                    for epoch, metrics in sorted(trial.curves.items()) for key, value in metrics.items()
                    if (key, epoch) not in have and value == value]

@@ -57,14 +57,17 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 
 def front_numbers(points: Mapping[int, Sequence[float]], objectives: Sequence[Objective]) -> list[int]:
     """Trial numbers of the non-dominated points among ``points`` (number → objective values), ascending.
-    Sorted by the first loss, each point is compared only with those before it that are still on the front."""
-    losses = {n: tuple(o.loss(v) for o, v in zip(objectives, values)) for n, values in points.items()
-              if _finite(values)}
-    front: list[int] = []
-    for number in sorted(losses, key=lambda n: (losses[n], n)):
-        if not any(dominates(losses[kept], losses[number]) for kept in front):
-            front.append(number)
-    return sorted(front)
+    Trials with the same values stand or fall together (a simulation replays the same curves thousands of times):
+    the distinct loss vectors, sorted, are each compared only with those before them still on the front."""
+    trials: dict[tuple, list[int]] = {}
+    for n, values in points.items():
+        if _finite(values):
+            trials.setdefault(tuple(o.loss(v) for o, v in zip(objectives, values)), []).append(n)
+    front: list[tuple] = []
+    for loss in sorted(trials):
+        if not any(dominates(kept, loss) for kept in front):
+            front.append(loss)
+    return sorted(n for loss in front for n in trials[loss])
 
 
 def eligible(row: Mapping[str, Any]) -> bool:

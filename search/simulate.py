@@ -114,6 +114,7 @@ def simulate_experiment(
     if final.path.exists() and not overwrite:
         raise ConfigError("name", f"experiment {cfg.name!r} already exists in {workdir}; choose another --name, "
                                   "or pass --overwrite to replace it")
+    made_workdir = not workdir.exists()
     workdir.mkdir(parents=True, exist_ok=True)
     staging = workdir / f".simulating-{cfg.name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -124,6 +125,8 @@ def simulate_experiment(
         result_notes = _finish_files(cfg, folder, sim, stream, plots)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # bad input, Ctrl-C: a simulation is run again, not resumed
+        if made_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
         raise
     environment = capture_environment()
     folder.write_state(name=cfg.name, status="finished", started_at=time.time() - wall, ended_at=time.time(),

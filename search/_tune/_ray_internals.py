@@ -11,6 +11,7 @@ release fails those tests too. No other module of hypernas may touch a Ray priva
 
 from __future__ import annotations
 
+import bisect
 import math
 import signal
 from typing import Any, Callable, Collection
@@ -99,6 +100,74 @@ def asha_cutoff(scheduler: AsyncHyperBandScheduler, trial: Trial, milestone: int
         return None
     value = bracket.cutoff(recorded)
     return None if value is None else float(value) * scheduler._metric_op
+
+
+class AshaCutoffs:
+    """ASHA's rung cutoffs, as ``asha_cutoff`` gives them, in O(log n) instead of O(n).
+
+    ``_Bracket.cutoff`` is ``np.nanpercentile`` over every value recorded at the rung, built into a list each time:
+    at a rung a hundred thousand trials have reached, that is milliseconds per decision (the decision log asks for it
+    before Ray does). Here each rung's values are kept sorted as they are recorded (:meth:`recorded`), and the
+    percentile is numpy's own ``linear`` method evaluated on the two order statistics it interpolates — the same
+    floating-point operations, so the same number (tested against ``asha_cutoff``). A rung whose size does not match
+    what was seen (values recorded another way: ``asha_record``) is sorted afresh."""
+
+    def __init__(self, scheduler: AsyncHyperBandScheduler) -> None:
+        self.scheduler = scheduler
+        self._sorted: dict[int, tuple[int, list[float]]] = {}  # id(rung dict) -> (its size then, finite values)
+
+    def __getstate__(self) -> dict:
+        return {"scheduler": self.scheduler, "_sorted": {}}  # ids mean nothing in another process
+
+    def _rung(self, trial: Trial, milestone: int) -> tuple[Any, dict | None]:
+        bracket = _bracket(self.scheduler, trial)
+        return bracket, (dict(bracket._rungs).get(milestone) if bracket else None)
+
+    def _values(self, recorded: dict) -> list[float]:
+        size, values = self._sorted.get(id(recorded), (-1, []))
+        if size != len(recorded):
+            values = sorted(v for v in recorded.values() if v == v)
+            self._sorted[id(recorded)] = (len(recorded), values)
+        return values
+
+    def cutoff(self, trial: Trial, milestone: int) -> float | None:
+        """The cutoff, in metric units, a result of ``trial`` at rung ``milestone`` is compared with now."""
+        bracket, recorded = self._rung(trial, milestone)
+        if not recorded:
+            return None
+        values = self._values(recorded)
+        if not values:
+            return float(bracket.cutoff(recorded)) * self.scheduler._metric_op  # all NaN: numpy's own answer
+        return _percentile_linear(values, (1 - 1 / bracket.rf) * 100) * self.scheduler._metric_op
+
+    def recorded(self, trial: Trial, milestone: int, value: float) -> None:
+        """ASHA has just recorded ``value`` (metric units) for ``trial`` at ``milestone``: keep the rung sorted."""
+        _, recorded = self._rung(trial, milestone)
+        if recorded is None or id(recorded) not in self._sorted:
+            return
+        size, values = self._sorted[id(recorded)]
+        stored = self.scheduler._metric_op * value
+        if size + 1 == len(recorded) and recorded.get(trial.trial_id) == stored:
+            if stored == stored:
+                bisect.insort(values, stored)
+            self._sorted[id(recorded)] = (size + 1, values)
+
+
+def _percentile_linear(ordered: list[float], q: float) -> float:
+    """``np.percentile(ordered, q)`` (method ``linear``) of an ascending list, from the two order statistics around
+    its virtual index, with numpy's own arithmetic (``_QuantileMethods["linear"]``, ``_get_indexes``, ``_lerp``)."""
+    n = len(ordered)
+    quantile = q / 100
+    virtual = (n - 1) * quantile
+    if virtual >= n - 1:
+        return ordered[-1]
+    if virtual < 0:
+        return ordered[0]
+    previous = math.floor(virtual)
+    gamma = virtual - previous
+    a, b = ordered[previous], ordered[previous + 1]
+    diff = b - a
+    return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
 
 
 def asha_stops_unrecorded_from(scheduler: AsyncHyperBandScheduler) -> float:

@@ -31,7 +31,7 @@ from ray.tune.schedulers import (
 from search._tune._common import TIME_ATTR
 from search._tune._slots import TrialSlots
 from search._tune._ray_internals import (
-    asha_cutoff,
+    AshaCutoffs,
     asha_record,
     asha_rungs,
     max_t,
@@ -81,11 +81,14 @@ class ObservedScheduler(TrialScheduler):
         self.park = park and not strict and isinstance(inner, AsyncHyperBandScheduler)
         self.slots = slots if slots is not None else TrialSlots(None)
         self.trials: dict[int, Trial] = {}
+        self.live: dict[int, Trial] = {}  # the trials among them not ended (rung peers that may still report)
         self.searching: set[int] = set()  # a one-shot experiment's supernet searches (Tune runs them; we don't decide)
         self.ended: set[int] = set()
         self.pending: dict[int, tuple[int, Trial, dict]] = {}  # number -> (rung, trial, result) held back
         self.verdicts: dict[int, str] = {}  # parked trials decided meanwhile: STOP or CONTINUE, to act on
         self._draining = False
+        # the cutoff each rung decision is logged with, kept sorted (a rung of 100,000 trials is not re-read)
+        self.cutoffs = AshaCutoffs(inner) if isinstance(inner, AsyncHyperBandScheduler) else None
 
     def __getstate__(self) -> dict:
         # Tune pickles its config (tuner.pkl); the event log is live driver state (an open journal).
@@ -149,6 +152,8 @@ class ObservedScheduler(TrialScheduler):
         self.trials[_number(trial)] = trial
         if getattr(trial, "status", None) in (Trial.TERMINATED, Trial.ERROR):
             self.ended.add(_number(trial))  # a resumed experiment's finished trial: it will never reach a rung
+        elif _number(trial) not in self.ended:
+            self.live[_number(trial)] = trial
         self.inner.on_trial_add(tune_controller, trial)
         if isinstance(self.inner, AsyncHyperBandScheduler):
             for milestone, value in self.history.get(_number(trial), {}).items():  # a resumed experiment's rungs
@@ -156,6 +161,7 @@ class ObservedScheduler(TrialScheduler):
 
     def _ended(self, tune_controller: Any, trial: Trial) -> None:
         self.ended.add(_number(trial))
+        self.live.pop(_number(trial), None)
         self.pending.pop(_number(trial), None)
         self.slots.unpark(_number(trial))
         self.verdicts.pop(_number(trial), None)
@@ -202,8 +208,10 @@ class ObservedScheduler(TrialScheduler):
 
     def _decide(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         rung = self._rung_to_record(trial, result)
-        cutoff = asha_cutoff(self.inner, trial, rung) if rung is not None else None
+        cutoff = self.cutoffs.cutoff(trial, rung) if rung is not None else None
         decision = self.inner.on_trial_result(tune_controller, trial, result)
+        if rung is not None and isinstance(result.get(self.metric_name), (int, float)):
+            self.cutoffs.recorded(trial, rung, float(result[self.metric_name]))
         epoch = int(result.get(TIME_ATTR, 0))
         if rung is not None:
             reason = "below the rung cutoff" if decision == TrialScheduler.STOP else "at or above the rung cutoff"
@@ -218,14 +226,12 @@ class ObservedScheduler(TrialScheduler):
 
     def _waiting_for(self, number: int, rung: int) -> list[int]:
         """Lower-numbered trials that have neither been recorded at ``rung`` nor ended."""
-        blockers = []
-        for other, trial in self.trials.items():
-            if other >= number or other in self.ended:
-                continue
-            recorded = dict(self.rungs(trial)).get(rung, frozenset())
-            if trial.trial_id not in recorded:
-                blockers.append(other)
-        return sorted(blockers)
+        return sorted(other for other in self._unrecorded(rung) if other < number)
+
+    def _unrecorded(self, rung: int) -> list[int]:
+        """The trials not ended that have not been recorded at ``rung`` (a held or parked trial is one of them)."""
+        return [number for number, trial in self.live.items()
+                if trial.trial_id not in dict(self.rungs(trial)).get(rung, frozenset())]
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         if _searching(trial):
@@ -265,12 +271,25 @@ class ObservedScheduler(TrialScheduler):
         return decision
 
     def _act_on_verdicts(self, tune_controller: Any) -> None:
-        """Stop parked trials decided STOP once Tune has paused them (a CONTINUE waits for a slot)."""
-        for number, verdict in list(self.verdicts.items()):
-            trial = self.trials[number]
-            if verdict == TrialScheduler.STOP and trial.status == Trial.PAUSED:
-                del self.verdicts[number]
-                tune_controller.stop_trial(trial)
+        """Stop parked trials decided STOP once Tune has paused them (a CONTINUE waits for a slot).
+
+        Stopping one ends it, which decides others (``_ended`` drains): those are acted on by this same loop, not
+        by a nested one — hundreds of parked trials would otherwise nest as deep as Python allows."""
+        if getattr(self, "_acting", False):
+            return
+        self._acting = True
+        try:
+            acted = True
+            while acted:
+                acted = False
+                for number, verdict in list(self.verdicts.items()):
+                    trial = self.trials[number]
+                    if self.verdicts.get(number) == TrialScheduler.STOP == verdict and trial.status == Trial.PAUSED:
+                        del self.verdicts[number]
+                        tune_controller.stop_trial(trial)
+                        acted = True
+        finally:
+            self._acting = False
 
     def _drain(self, tune_controller: Any) -> None:
         """Decide waiting trials whose turn has come, lowest number first, and act on the decision."""
@@ -281,9 +300,12 @@ class ObservedScheduler(TrialScheduler):
             progress = True
             while progress:
                 progress = False
+                lowest: dict[int, int] = {}  # rung -> the lowest trial not recorded there (a waiting trial counts)
                 for number in sorted(self.pending):
                     rung, trial, result = self.pending[number]
-                    if self._waiting_for(number, rung):
+                    if rung not in lowest:
+                        lowest[rung] = min(self._unrecorded(rung), default=number)
+                    if lowest[rung] < number:  # a lower trial has not reached the rung: not its turn yet
                         continue
                     del self.pending[number]
                     self.slots.unpark(number)

@@ -164,6 +164,41 @@ def _asha(mode: str, **options) -> AsyncHyperBandScheduler:
     return scheduler
 
 
+@pytest.mark.parametrize("mode", ["max", "min"])
+@pytest.mark.parametrize("rf", [2, 3, 4])
+def test_kept_sorted_cutoffs_are_ashas_own_to_the_last_bit(mode, rf):
+    """AshaCutoffs gives, at every decision, exactly the number asha_cutoff (np.nanpercentile over the rung) gives."""
+    import random
+    from types import SimpleNamespace
+
+    rng = random.Random(rf)
+    metric = "loss" if mode == "min" else "accuracy"
+    asha = AsyncHyperBandScheduler(time_attr="epoch", max_t=27, grace_period=1, reduction_factor=rf)
+    asha.set_search_properties(metric, mode)
+    fast = ray_internals.AshaCutoffs(asha)
+    trials = [SimpleNamespace(trial_id=f"t{n}", config={}, status=Trial.RUNNING) for n in range(300)]
+    compared = 0
+    for trial in trials:
+        asha.on_trial_add(None, trial)
+    for epoch in (1, 2, 3, 5, 9, 12, 26):
+        for trial in trials:
+            if trial.status != Trial.RUNNING:
+                continue
+            value = rng.choice([rng.random(), round(rng.random(), 1), 1, 0.5, -rng.random() * 1e-9])
+            for milestone, recorded in ray_internals.asha_rungs(asha, trial):
+                if epoch >= milestone and trial.trial_id not in recorded:
+                    assert fast.cutoff(trial, milestone) == ray_internals.asha_cutoff(asha, trial, milestone)
+                    compared += 1
+                    break
+            else:
+                milestone = None
+            if asha.on_trial_result(None, trial, {"epoch": epoch, metric: value}) == TrialScheduler.STOP:
+                trial.status = Trial.TERMINATED
+            if milestone is not None:
+                fast.recorded(trial, milestone, value)
+    assert compared > 300
+
+
 @pytest.mark.parametrize("mode, values", [("max", [0.5, 0.4, 0.6]), ("min", [0.5, 0.6, 0.4])])
 def test_asha_rungs_and_cutoff_on_a_real_scheduler(mode, values):
     metric = "loss" if mode == "min" else "accuracy"
