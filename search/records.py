@@ -36,7 +36,8 @@ TRIAL_COLUMNS = (
     "number", "trial_id", "state", "seed", "params", "epochs", "epochs_run", "metric", "best_value", "best_epoch",
     "last_value", "feasible", "violations", "hw_params", "hw_macs", "hw_latency_ms", "attempts",
     "attempt_history", "straggler", "straggler_ratio", "wall_time_s", "node", "device", "started_at", "ended_at",
-    "error", "phase", "derived_genotype", "energy_j", "energy_spent_j", "energy_source", "pareto",
+    "sim_started_s", "sim_ended_s", "error", "phase", "derived_genotype", "energy_j", "energy_spent_j",
+    "energy_source", "pareto",
 )  # and, in a multi-objective experiment, value_<objective> for each objective (the values Optuna was told)
 
 

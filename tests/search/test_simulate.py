@@ -25,6 +25,7 @@ def table(tmp_path_factory):
 
 def simulate(tmp_path, config, table, workers=4, **options):
     options.setdefault("tracking", False)
+    options.setdefault("plots", False)  # drawn and checked once, in the first test
     return simulate_experiment(config, curves=table, workers=workers, workdir=tmp_path, stream=io.StringIO(),
                                overwrite=True, **options)
 
@@ -46,7 +47,7 @@ def per_trial(result, keys=None):
 
 
 def test_a_simulation_is_an_ordinary_experiment_and_the_same_seed_repeats_it(tmp_path, table, capsys):
-    first = simulate(tmp_path / "a", sim_config("sim"), table, tracking=True)
+    first = simulate(tmp_path / "a", sim_config("sim"), table, tracking=True, plots=True)
     rows = read_trials(first.folder)
     assert len(rows) == 40 and {r["state"] for r in rows} == {"COMPLETE", "PRUNED"}
     assert all(r["sim_ended_s"] > r["sim_started_s"] >= 0 for r in rows)
@@ -119,7 +120,8 @@ def test_every_searcher_and_scheduler_runs_every_trial(tmp_path, table, searcher
     out = io.StringIO()
     result = simulate_experiment(sim_config(f"{searcher}-{scheduler}", searcher={"type": searcher},
                                             scheduler=SCHEDULERS[scheduler], budget={"trials": 60}),
-                                 curves=table, workers=4, workdir=tmp_path, stream=out, tracking=False)
+                                 curves=table, workers=4, workdir=tmp_path, stream=out, tracking=False,
+                                 plots=False)
     rows = read_trials(result.folder)
     expected = 48 if searcher == "grid" else 60  # the grid has 48 points: the budget is capped, with a note
     assert ("grid has 48 points" in out.getvalue()) == (searcher == "grid")
