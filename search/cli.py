@@ -159,15 +159,16 @@ def cmd_best(args: argparse.Namespace) -> int:
         if args.json:
             _print_json(report)
         else:
-            print(_front_table(report))
+            print(_front_table(report, simulated=bool(folder.read_state().get("simulated"))))
         return EXIT_OK
     winner = best_trial(args.workdir, args.name, allow_interrupted=args.allow_interrupted)
     _print_json({**winner, "params": redact(winner["params"])})
     return EXIT_OK
 
 
-def _front_table(report: dict[str, Any]) -> str:
-    """The Pareto front as a table: one row per trial, one column per objective, ``*`` on the selected point."""
+def _front_table(report: dict[str, Any], simulated: bool = False) -> str:
+    """The Pareto front as a table: one row per trial, one column per objective, ``*`` on the selected point.
+    ``simulated``: a simulation's front (nothing was trained: there is no model to test)."""
     names = [o["name"] for o in report["objectives"]]
     widths = [max(len(n), 10) for n in names]
     fmt = lambda v: "-" if v is None else f"{v:.6g}"  # noqa: E731
@@ -179,8 +180,10 @@ def _front_table(report: dict[str, Any]) -> str:
         lines.append(f"{'*' if point['selected'] else ' ':>2} {point['trial']:>5}  {values}  "
                      f"{json.dumps(point['params'], sort_keys=True)}")
     selected = report["selected"]
+    after = ("simulated over recorded curves: train it for real to test it" if simulated else
+             f"`hypernas test {report['experiment']}` scores it on the sealed test split")
     lines.append(f"\nselected (*): trial {selected['trial']} — {report['rule_description']} (validation values; "
-                 f"`hypernas test {report['experiment']}` scores it on the sealed test split)")
+                 f"{after})")
     return "\n".join(lines)
 
 

@@ -294,3 +294,14 @@ def test_hundreds_of_parked_trials_are_decided_and_nothing_is_lost(tmp_path, tab
     assert {r["state"] for r in rows} == {"COMPLETE", "PRUNED"}
     parked = {e["trial"] for e in decisions(result) if e["kind"] == "wait"}
     assert len(parked) > 100
+
+
+def test_a_multi_objective_simulation_has_a_front_and_says_it_cannot_be_tested(tmp_path, table, capsys):
+    config = sim_config("mo", metric=None, searcher={"type": "motpe"},
+                        objectives=[{"name": "val_accuracy", "mode": "max"}, {"name": "epoch_time_s", "mode": "min"}])
+    result = simulate(tmp_path, config, table)
+    rows = read_trials(result.folder)
+    front = [r for r in rows if r["pareto"]]
+    assert front and all(r["state"] == "COMPLETE" for r in front)
+    assert main(["best", "mo", "--workdir", str(tmp_path)]) == 0
+    assert "simulated over recorded curves" in capsys.readouterr().out
