@@ -89,7 +89,7 @@ class RayNodes:
         self.nodes: list[subprocess.Popen] = []
         self._start("--head", "--node-ip-address", "127.0.0.1", "--port", str(self.gcs_port),
                     "--num-cpus", str(head_cpus), "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
-                    "--dashboard-port", str(self.dashboard_port))
+                    "--dashboard-port", str(self.dashboard_port), "--ray-client-server-port", str(free_port()))
 
     @property
     def address(self) -> str:
@@ -100,6 +100,12 @@ class RayNodes:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     def _start(self, *args: str) -> None:
+        # Every port a node listens on is a free one: Ray's fixed defaults (the dashboard agent's 52365, the client
+        # server's 10001, ...) are taken by whichever Ray on this machine started first — another test's, another
+        # test process's — and the job server needs the head node's agent.
+        ports = [(flag, str(free_port())) for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+                                                         "--metrics-export-port", "--runtime-env-agent-port")]
+        args = (*args, *(item for pair in ports for item in pair))
         self.nodes.append(subprocess.Popen([str(BIN / "ray"), "start", "--block", "--disable-usage-stats", *args],
                                            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                            start_new_session=True))

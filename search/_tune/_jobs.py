@@ -29,6 +29,9 @@ EXCLUDES = [".git", ".venv", "venv", ".whl", "hypernas-runs", "mlruns", "mlartif
 FORWARDED_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
                  "MLFLOW_TRACKING_PASSWORD")
 _SET = "--set="
+AGENT_WAIT_S = 120.0  # how long a submission waits for the head node's job agent (it registers after ray start)
+AGENT_RETRY_S = 1.0
+_NO_AGENT = "No available agent"
 
 
 def job_request(config: Path, working_dir: Path, run_args: Sequence[str]) -> tuple[str, dict]:
@@ -49,7 +52,7 @@ def submit(address: str, config: Path, working_dir: Path, run_args: Sequence[str
     """Submit ``hypernas run CONFIG ...`` as a job; with ``wait``, stream its logs and return its exit code."""
     client = JobSubmissionClient(address)
     entrypoint, runtime_env = job_request(config, working_dir, run_args)
-    job_id = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
+    job_id = _submit_when_an_agent_answers(client, entrypoint, runtime_env, stream)
     hidden = len(json.loads(runtime_env["env_vars"].get(SECRET_OVERRIDES_ENV, "[]")))
     note = f" (and {hidden} --set item(s) holding secrets, passed in the runtime env)" if hidden else ""
     shown = redact(address)
@@ -65,6 +68,25 @@ def submit(address: str, config: Path, working_dir: Path, run_args: Sequence[str
         status = client.get_job_status(job_id)
     stream.write(f"job {job_id}: {status.value}\n")
     return 0 if status == JobStatus.SUCCEEDED else 1
+
+
+def _submit_when_an_agent_answers(client: JobSubmissionClient, entrypoint: str, runtime_env: dict,
+                                  stream: TextIO) -> str:
+    """Submit the job. Right after ``ray start`` the job server answers before the head node's job agent has
+    registered with it ("No available agent to submit job, please try again later"): try again, for up to
+    :data:`AGENT_WAIT_S`, as Ray asks, then give up with Ray's own error."""
+    deadline, told = time.monotonic() + AGENT_WAIT_S, False
+    while True:
+        try:
+            return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
+        except RuntimeError as err:
+            if _NO_AGENT not in str(err) or time.monotonic() > deadline:
+                raise
+            if not told:
+                stream.write("the cluster's job agent is not up yet: trying again\n")
+                stream.flush()
+                told = True
+            time.sleep(AGENT_RETRY_S)
 
 
 async def _follow(client: JobSubmissionClient, job_id: str, stream: TextIO) -> None:

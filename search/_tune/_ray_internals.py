@@ -12,8 +12,10 @@ release fails those tests too. No other module of hypernas may touch a Ray priva
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import signal
+from pathlib import Path
 from typing import Any, Callable, Collection
 
 import ray
@@ -35,6 +37,7 @@ check_version(ray.__version__)
 from ray._private import services  # noqa: E402
 from ray.tune.execution.tune_controller import TrialRunnerWrapper, TuneController  # noqa: E402
 from ray.tune.experiment import Trial  # noqa: E402
+from ray.tune.search import SearchGenerator  # noqa: E402
 from ray.tune.schedulers import AsyncHyperBandScheduler, HyperBandScheduler, TrialScheduler  # noqa: E402
 from ray.tune.tune import _setup_signal_catching  # noqa: E402
 
@@ -102,70 +105,64 @@ def asha_cutoff(scheduler: AsyncHyperBandScheduler, trial: Trial, milestone: int
     return None if value is None else float(value) * scheduler._metric_op
 
 
-class AshaCutoffs:
-    """ASHA's rung cutoffs, as ``asha_cutoff`` gives them, in O(log n) instead of O(n).
+class _SortedRungCutoff:
+    """A bracket's ``cutoff(recorded)``, the same number as ``_Bracket.cutoff`` in O(log n) instead of O(n).
 
-    ``_Bracket.cutoff`` is ``np.nanpercentile`` over every value recorded at the rung, built into a list each time:
-    at a rung a hundred thousand trials have reached, that is milliseconds per decision (the decision log asks for it
-    before Ray does). Here each rung's values are kept sorted as they are recorded (:meth:`recorded`), and the
-    percentile is numpy's own ``linear`` method evaluated on the two order statistics it interpolates — the same
-    floating-point operations, so the same number (tested against ``asha_cutoff``). A rung whose size does not match
-    what was seen (values recorded another way: ``asha_record``) is sorted afresh."""
+    ``_Bracket.cutoff`` is ``np.nanpercentile`` over every value recorded at the rung, built into a list on every
+    decision: at a rung a hundred thousand trials have reached, that is milliseconds per result. Here each rung's
+    values are kept sorted. ASHA only ever adds to a rung (``_Bracket.on_result``, and ``asha_record`` on resume), and
+    a dict keeps insertion order, so the values added since the last call are the rung's last ones. The percentile is
+    numpy's own ``linear`` method evaluated on the two order statistics it interpolates: the same floating-point
+    operations, so the same number to the last bit (tested against ``np.nanpercentile``). A rung that shrank or is
+    not known is sorted afresh; a rung of NaNs only gets numpy's own answer."""
 
-    def __init__(self, scheduler: AsyncHyperBandScheduler) -> None:
-        self.scheduler = scheduler
-        self._sorted: dict[int, tuple[int, list[float]]] = {}  # id(rung dict) -> (its size then, finite values)
+    def __init__(self, bracket: Any) -> None:
+        self.bracket = bracket
+        self._sorted: dict[int, tuple[int, list[float]]] = {}  # id(rung dict) -> (its size then, its non-NaN values)
 
     def __getstate__(self) -> dict:
-        return {"scheduler": self.scheduler, "_sorted": {}}  # ids mean nothing in another process
+        return {"bracket": self.bracket, "_sorted": {}}  # ids mean nothing in another process
 
-    def _rung(self, trial: Trial, milestone: int) -> tuple[Any, dict | None]:
-        bracket = _bracket(self.scheduler, trial)
-        return bracket, (dict(bracket._rungs).get(milestone) if bracket else None)
-
-    def _values(self, recorded: dict) -> list[float]:
-        size, values = self._sorted.get(id(recorded), (-1, []))
-        if size != len(recorded):
-            values = sorted(v for v in recorded.values() if v == v)
-            self._sorted[id(recorded)] = (len(recorded), values)
-        return values
-
-    def cutoff(self, trial: Trial, milestone: int) -> float | None:
-        """The cutoff, in metric units, a result of ``trial`` at rung ``milestone`` is compared with now."""
-        bracket, recorded = self._rung(trial, milestone)
+    def __call__(self, recorded: dict) -> Any:
         if not recorded:
             return None
-        values = self._values(recorded)
+        size, values = self._sorted.get(id(recorded), (-1, []))
+        if size == -1 or len(recorded) < size:
+            values = sorted(v for v in recorded.values() if v == v)
+        else:
+            for value in itertools.islice(reversed(recorded.values()), len(recorded) - size):
+                if value == value:
+                    bisect.insort(values, value)
+        self._sorted[id(recorded)] = (len(recorded), values)
         if not values:
-            return float(bracket.cutoff(recorded)) * self.scheduler._metric_op  # all NaN: numpy's own answer
-        return _percentile_linear(values, (1 - 1 / bracket.rf) * 100) * self.scheduler._metric_op
+            return type(self.bracket).cutoff(self.bracket, recorded)  # all NaN: numpy's own answer (nan)
+        return _percentile_linear(values, (1 - 1 / self.bracket.rf) * 100)
 
-    def recorded(self, trial: Trial, milestone: int, value: float) -> None:
-        """ASHA has just recorded ``value`` (metric units) for ``trial`` at ``milestone``: keep the rung sorted."""
-        _, recorded = self._rung(trial, milestone)
-        if recorded is None or id(recorded) not in self._sorted:
-            return
-        size, values = self._sorted[id(recorded)]
-        stored = self.scheduler._metric_op * value
-        if size + 1 == len(recorded) and recorded.get(trial.trial_id) == stored:
-            if stored == stored:
-                bisect.insort(values, stored)
-            self._sorted[id(recorded)] = (size + 1, values)
+
+def sorted_asha_cutoffs(scheduler: AsyncHyperBandScheduler) -> AsyncHyperBandScheduler:
+    """Give each of ``scheduler``'s brackets (``AsyncHyperBandScheduler._brackets``) the kept-sorted cutoff above in
+    place of ``_Bracket.cutoff``: ASHA's own decisions, at a cost that does not grow with the rung. Idempotent."""
+    for bracket in scheduler._brackets:
+        if not isinstance(bracket.__dict__.get("cutoff"), _SortedRungCutoff):
+            bracket.cutoff = _SortedRungCutoff(bracket)
+    return scheduler
 
 
 def _percentile_linear(ordered: list[float], q: float) -> float:
     """``np.percentile(ordered, q)`` (method ``linear``) of an ascending list, from the two order statistics around
-    its virtual index, with numpy's own arithmetic (``_QuantileMethods["linear"]``, ``_get_indexes``, ``_lerp``)."""
+    its virtual index, with numpy's own arithmetic step for step (``_QuantileMethods["linear"]``, ``_get_indexes``,
+    ``_get_gamma``, ``_lerp``): past the last index both neighbours are the last value and gamma is measured from
+    index -1, as numpy does, so a rung topped by an infinity gives numpy's NaN too."""
     n = len(ordered)
-    quantile = q / 100
-    virtual = (n - 1) * quantile
-    if virtual >= n - 1:
-        return ordered[-1]
-    if virtual < 0:
-        return ordered[0]
+    virtual = (n - 1) * (q / 100)
     previous = math.floor(virtual)
+    following = previous + 1
+    if virtual >= n - 1:
+        previous = following = -1
+    elif virtual < 0:
+        previous = following = 0
     gamma = virtual - previous
-    a, b = ordered[previous], ordered[previous + 1]
+    a, b = ordered[previous], ordered[following]
     diff = b - a
     return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
 
@@ -187,6 +184,15 @@ def max_t(scheduler: TrialScheduler) -> float:
 
 
 # -- Tuner ------------------------------------------------------------------------------------------------------------
+
+
+def tune_snapshot_restorable(path: str) -> bool:
+    """Ray Tune can continue the experiment saved at ``path``: its trial list (``Tuner.can_restore``) and its search
+    generator's state are there (``SearchGenerator.CKPT_FILE_TMPL``). Tune copies them to storage one after the
+    other; without the second, a restored run holds no experiment to create trials from (``tune.run`` ignores the
+    one it is given when it resumes) and would end with the budget unspent."""
+    pattern = SearchGenerator.CKPT_FILE_TMPL.format("*")
+    return ray.tune.Tuner.can_restore(path) and any(Path(path).glob(pattern))
 
 
 def replace_restored_config(tuner: ray.tune.Tuner, tune_config: ray.tune.TuneConfig, callbacks: list) -> None:

@@ -14,9 +14,9 @@ from search._optuna import AskTellStudy
 from search._tune._batching import SEAT_MEMORY, start_workers
 from search._tune._cluster import workers_that_fit
 from search._tune._events import EventBridge
-from search._tune._ray_internals import replace_restored_config, tune_stop_handler
+from search._tune._ray_internals import replace_restored_config, tune_snapshot_restorable, tune_stop_handler
 from search._tune._scheduling import ObservedScheduler, make_scheduler
-from search._tune._searcher import OptunaSearcher
+from search._tune._searcher import OptunaSearcher, ReconcileOnResume, TuneSearch
 from search._tune._slots import TrialSlots
 from search._tune._trainable import TrialSettings, trial_entry
 from search.config import ExperimentConfig
@@ -83,20 +83,23 @@ def _run_tune(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, stor
         record = monitor.records.trials[number]
         searcher.tell_ended(number, record.state, monitor.records.objective_values(record))
     samples = trials
-    if restore and not tune.Tuner.can_restore(str(storage.resolve())):
-        # stopped before Ray Tune saved any state (e.g. Ctrl-C at the start): Tune starts afresh for what is left of
-        # the budget, and the trials asked so far run first, under their numbers
+    if restore and not tune_snapshot_restorable(str(storage.resolve())):
+        # stopped before Ray Tune saved any state (e.g. Ctrl-C at the start), or while it copied its first one:
+        # Tune starts afresh for what is left of the budget, and the trials asked so far run first, under their
+        # numbers (from their first epoch)
         restore = False
         ended = sum(r.state not in ("RUNNING", "INTERRUPTED") for r in monitor.records.trials.values())
         samples = max(0, trials - ended)
         searcher.offer_open_trials(skip=finished)
+    # Tune's limiter (it sizes Tune's pending queue; it defers to the searcher, which owns the limit), under a search
+    # generator that agrees with what Tune restored before asking anything new
+    search = TuneSearch(searcher, slots.limit, resumed=restore)
     tune_config = tune.TuneConfig(
         metric=cfg.metric.name,
         mode=cfg.metric.mode,
-        search_alg=searcher,
+        search_alg=search,
         scheduler=scheduler,
         num_samples=samples,
-        max_concurrent_trials=slots.limit,  # sizes Tune's pending queue; its limiter defers to the searcher
         time_budget_s=cfg.budget.time_budget_s,
         reuse_actors=True,  # one worker process runs many trials: ~7x less per-trial overhead
         trial_name_creator=_trial_name,
@@ -104,7 +107,7 @@ def _run_tune(cfg: ExperimentConfig, study: AskTellStudy, data: SearchData, stor
     )
     bridge = EventBridge(monitor, cfg.tolerance.stall_timeout_s, scheduler.is_held)
     stop = _TuneStop()
-    callbacks = [bridge, stop]
+    callbacks = [bridge, stop, ReconcileOnResume(search)]
     if restore:
         tuner = tune.Tuner.restore(str(storage.resolve()), trainable, resume_unfinished=True, resume_errored=True)
         # Tune restores its own pickled config; ours carries the live study, monitor and event log.

@@ -31,13 +31,14 @@ from ray.tune.schedulers import (
 from search._tune._common import TIME_ATTR
 from search._tune._slots import TrialSlots
 from search._tune._ray_internals import (
-    AshaCutoffs,
+    asha_cutoff,
     asha_record,
     asha_rungs,
     max_t,
     resume_training,
     retire_trial,
     asha_stops_unrecorded_from,
+    sorted_asha_cutoffs,
 )
 from search.config import SEARCH_PHASE, ExperimentConfig, SchedulerConfig
 from search.constraints import violations
@@ -87,8 +88,8 @@ class ObservedScheduler(TrialScheduler):
         self.pending: dict[int, tuple[int, Trial, dict]] = {}  # number -> (rung, trial, result) held back
         self.verdicts: dict[int, str] = {}  # parked trials decided meanwhile: STOP or CONTINUE, to act on
         self._draining = False
-        # the cutoff each rung decision is logged with, kept sorted (a rung of 100,000 trials is not re-read)
-        self.cutoffs = AshaCutoffs(inner) if isinstance(inner, AsyncHyperBandScheduler) else None
+        if isinstance(inner, AsyncHyperBandScheduler):
+            sorted_asha_cutoffs(inner)  # ASHA's cutoffs kept sorted: a rung of 100,000 trials is not re-read per result
 
     def __getstate__(self) -> dict:
         # Tune pickles its config (tuner.pkl); the event log is live driver state (an open journal).
@@ -208,10 +209,8 @@ class ObservedScheduler(TrialScheduler):
 
     def _decide(self, tune_controller: Any, trial: Trial, result: dict) -> str:
         rung = self._rung_to_record(trial, result)
-        cutoff = self.cutoffs.cutoff(trial, rung) if rung is not None else None
+        cutoff = asha_cutoff(self.inner, trial, rung) if rung is not None else None
         decision = self.inner.on_trial_result(tune_controller, trial, result)
-        if rung is not None and isinstance(result.get(self.metric_name), (int, float)):
-            self.cutoffs.recorded(trial, rung, float(result[self.metric_name]))
         epoch = int(result.get(TIME_ATTR, 0))
         if rung is not None:
             reason = "below the rung cutoff" if decision == TrialScheduler.STOP else "at or above the rung cutoff"

@@ -5,7 +5,10 @@ stopped early is told PRUNED with the value of its last epoch, never COMPLETE.
 
 After a driver crash (``restore``), trials Optuna had handed out that Tune's last snapshot does not know of — asked
 just before the crash — are offered again first, under the same number with the same configuration, so every
-number from 0 to the budget runs exactly once.
+number from 0 to the budget runs exactly once. Tune's snapshot is several files (the trials; its search generator's
+count; this searcher's own state) copied to storage one after another by a background thread, so a crash can leave
+them from different moments, or some missing: :class:`TuneSearch` makes the searcher and Tune's count agree with the
+trials Tune actually restored before anything new is asked.
 
 In strict mode (``reproducible: strict``) configurations are asked in generations of ``generation_size``, all of a
 generation at once and only after every earlier trial has been told, with tells in trial-number order: what the
@@ -18,7 +21,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ray.tune.search import Searcher
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 
 from search._optuna import AskTellStudy
 from search._tune._common import TIME_ATTR
@@ -196,6 +201,23 @@ class OptunaSearcher(Searcher):
         # them again before asking anything new, instead of failing them at the end.
         self.offer_open_trials(skip=set(self.numbers.values()) | self.finished)
 
+    def reconcile(self, trials: list[Trial]) -> None:
+        """Take ``trials`` — every trial Tune restored, as it will run them — as the truth about which trial is
+        which number and which are live, whatever this searcher's own saved state said; offer again every trial
+        asked and never told that Tune does not hold."""
+        numbers = {}
+        for trial in trials:
+            number = trial.config["trial_number"]
+            if trial.status != Trial.TERMINATED and number not in self.finished:
+                numbers[trial.trial_id] = number
+                self.epochs.setdefault(trial.trial_id, trial.config["epochs"])
+                if TIME_ATTR in (trial.last_result or {}):
+                    self.last_epoch.setdefault(trial.trial_id, int(trial.last_result[TIME_ATTR]))
+        self.numbers = numbers
+        self.epochs = {tid: e for tid, e in self.epochs.items() if tid in numbers}
+        self.last_epoch = {tid: e for tid, e in self.last_epoch.items() if tid in numbers}
+        self.offer_open_trials(skip={t.config["trial_number"] for t in trials} | self.finished)
+
     def offer_open_trials(self, skip: set[int]) -> None:
         """Suggest the study's open trials (asked, never told) but ``skip`` first, under their own numbers and
         configurations: trials a crashed or interrupted driver asked for that Tune does not know of."""
@@ -217,3 +239,42 @@ class OptunaSearcher(Searcher):
         if self.study.is_open(number):
             value = (values if self.objectives else self.study.last_value(number)) if state == "COMPLETE" else None
             self._tell(number, state, value, None)
+
+
+class TuneSearch(SearchGenerator):
+    """Tune's own search generator over :class:`OptunaSearcher` (behind Tune's ``ConcurrencyLimiter`` when there
+    is a limit: what ``TuneConfig(search_alg=searcher, max_concurrent_trials=limit)`` builds), which on a resumed
+    run first agrees with the trials Tune restored.
+
+    Tune counts the trials its generator created (``get_state()["counter"]``) and creates no more once the count
+    reaches ``num_samples``; the count, the searcher's state and the trial list are restored from separate files
+    that a crash can leave from different moments. Until :meth:`reconcile` has run (Tune's first step, before its
+    first ask: :class:`ReconcileOnResume`), a resumed search is never finished; then the searcher is reconciled
+    (:meth:`OptunaSearcher.reconcile`) and the count is the number of trials Tune holds — as it is on a clean
+    snapshot — so the budget is neither short nor exceeded."""
+
+    def __init__(self, searcher: OptunaSearcher, limit: int | None, resumed: bool) -> None:
+        super().__init__(ConcurrencyLimiter(searcher, max_concurrent=limit) if limit else searcher)
+        self.optuna = searcher
+        self.unreconciled = resumed
+
+    def is_finished(self) -> bool:
+        return not self.unreconciled and super().is_finished()
+
+    def reconcile(self, trials: list[Trial]) -> None:
+        if not self.unreconciled:
+            return
+        self.unreconciled = False
+        self.optuna.reconcile(trials)
+        state = self.get_state()
+        self.set_state({**state, "counter": len(trials), "finished": state["finished"] and not self.optuna.reoffer})
+
+
+class ReconcileOnResume(Callback):
+    """At Tune's first step (its restored trials all requeued, nothing asked yet), :meth:`TuneSearch.reconcile`."""
+
+    def __init__(self, search: TuneSearch) -> None:
+        self.search = search
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        self.search.reconcile(trials)

@@ -8,6 +8,7 @@ import ast
 import importlib.util
 import math
 import signal
+import warnings
 
 import optuna
 import pytest
@@ -164,39 +165,78 @@ def _asha(mode: str, **options) -> AsyncHyperBandScheduler:
     return scheduler
 
 
+@pytest.mark.filterwarnings("ignore:All-NaN slice:RuntimeWarning")
 @pytest.mark.parametrize("mode", ["max", "min"])
 @pytest.mark.parametrize("rf", [2, 3, 4])
 def test_kept_sorted_cutoffs_are_ashas_own_to_the_last_bit(mode, rf):
-    """AshaCutoffs gives, at every decision, exactly the number asha_cutoff (np.nanpercentile over the rung) gives."""
+    """With sorted_asha_cutoffs, ASHA makes every decision its unpatched twin makes, and each cutoff is the very
+    number np.nanpercentile gives over the rung (``_Bracket.cutoff`` as Ray wrote it), ties, infinities and NaNs
+    included; values refilled onto a rung (a resumed experiment) are taken in too."""
     import random
     from types import SimpleNamespace
 
+    import numpy as np
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
     rng = random.Random(rf)
     metric = "loss" if mode == "min" else "accuracy"
-    asha = AsyncHyperBandScheduler(time_attr="epoch", max_t=27, grace_period=1, reduction_factor=rf)
-    asha.set_search_properties(metric, mode)
-    fast = ray_internals.AshaCutoffs(asha)
-    trials = [SimpleNamespace(trial_id=f"t{n}", config={}, status=Trial.RUNNING) for n in range(300)]
-    compared = 0
-    for trial in trials:
-        asha.on_trial_add(None, trial)
-    for epoch in (1, 2, 3, 5, 9, 12, 26):
+
+    def asha():
+        scheduler = AsyncHyperBandScheduler(time_attr="epoch", max_t=27, grace_period=1, reduction_factor=rf)
+        scheduler.set_search_properties(metric, mode)
+        return scheduler
+
+    stock, fast = asha(), ray_internals.sorted_asha_cutoffs(asha())
+    assert ray_internals.sorted_asha_cutoffs(fast) is fast  # installing twice changes nothing
+    twins = [
+        [SimpleNamespace(trial_id=f"t{n}", config={}, status=Trial.RUNNING) for n in range(300)] for _ in (stock, fast)
+    ]
+    for scheduler, trials in zip((stock, fast), twins):
         for trial in trials:
-            if trial.status != Trial.RUNNING:
+            scheduler.on_trial_add(None, trial)
+    compared = 0
+    for epoch in (1, 2, 3, 5, 9, 12, 26):
+        for mine, theirs in zip(*twins):
+            if mine.status != Trial.RUNNING:
                 continue
-            value = rng.choice([rng.random(), round(rng.random(), 1), 1, 0.5, -rng.random() * 1e-9])
-            for milestone, recorded in ray_internals.asha_rungs(asha, trial):
-                if epoch >= milestone and trial.trial_id not in recorded:
-                    assert fast.cutoff(trial, milestone) == ray_internals.asha_cutoff(asha, trial, milestone)
-                    compared += 1
+            value = rng.choice(
+                [rng.random(), round(rng.random(), 1), 1, 0.5, -rng.random() * 1e-9, math.inf, -math.inf, math.nan]
+            )
+            for milestone, recorded in ray_internals.asha_rungs(fast, theirs):
+                if epoch >= milestone and theirs.trial_id not in recorded:
+                    bracket = fast._trial_info[theirs.trial_id]
+                    rung = dict(bracket._rungs)[milestone]
+                    with np.errstate(all="ignore"), warnings.catch_warnings():
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        expected = _Bracket.cutoff(bracket, rung)
+                        got = ray_internals.asha_cutoff(fast, theirs, milestone)
+                    if expected is None:  # nothing recorded there yet
+                        assert got is None
+                    else:
+                        assert np.array_equal([got], [expected * fast._metric_op], equal_nan=True)
+                        compared += 1
                     break
-            else:
-                milestone = None
-            if asha.on_trial_result(None, trial, {"epoch": epoch, metric: value}) == TrialScheduler.STOP:
-                trial.status = Trial.TERMINATED
-            if milestone is not None:
-                fast.recorded(trial, milestone, value)
+            decisions = [
+                scheduler.on_trial_result(None, trial, {"epoch": epoch, metric: value})
+                for scheduler, trial in ((stock, mine), (fast, theirs))
+            ]
+            assert decisions[0] == decisions[1]
+            if decisions[0] == TrialScheduler.STOP:
+                mine.status = theirs.status = Trial.TERMINATED
     assert compared > 300
+
+    # a rung refilled on resume (asha_record) then read: the refilled values count
+    refilled = ray_internals.sorted_asha_cutoffs(asha())
+    trials = [SimpleNamespace(trial_id=f"r{n}", config={}, status=Trial.RUNNING) for n in range(7)]
+    for trial in trials:
+        refilled.on_trial_add(None, trial)
+    refilled.on_trial_result(None, trials[0], {"epoch": 1, metric: 0.5})  # the rung is read once, then refilled
+    for n, trial in enumerate(trials[1:6]):
+        ray_internals.asha_record(refilled, trial, 1, n / 10)
+    rung = dict(refilled._trial_info["r6"]._rungs)[1]
+    assert ray_internals.asha_cutoff(refilled, trials[6], 1) == float(
+        np.nanpercentile(list(rung.values()), (1 - 1 / rf) * 100) * refilled._metric_op
+    )
 
 
 @pytest.mark.parametrize("mode, values", [("max", [0.5, 0.4, 0.6]), ("min", [0.5, 0.6, 0.4])])

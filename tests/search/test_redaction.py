@@ -352,6 +352,37 @@ def test_submit_prints_no_secret_and_passes_secrets_in_the_runtime_env(tmp_path,
     assert secret_overrides_from_env(env) == ["space.api_token=Submit-Set-3"]
 
 
+def test_submit_waits_for_the_job_agent_and_nothing_else(tmp_path, monkeypatch, capsys):
+    """Right after `ray start` Ray's job server answers "No available agent ... try again later": submit tries
+    again (saying so once); any other refusal is the command's error at once."""
+    import search._tune._jobs as jobs
+
+    class NoAgentYet(_FakeJobs):
+        refusals: list = []
+
+        def submit_job(self, *, entrypoint, runtime_env):
+            if NoAgentYet.refusals:
+                raise RuntimeError(NoAgentYet.refusals.pop(0))
+            return super().submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
+
+    monkeypatch.setattr(jobs, "JobSubmissionClient", NoAgentYet)
+    monkeypatch.setattr(jobs, "AGENT_RETRY_S", 0.0)
+    config = tmp_path / "s.yaml"
+    config.write_text(yaml.safe_dump(tiny_config("s")))
+    no_agent = ("Request failed with status code 500: No available agent to submit job, please try again later.")
+    NoAgentYet.refusals[:] = [no_agent] * 3
+    _FakeJobs.submitted.clear()
+    assert main(["submit", str(config), "--address", "http://127.0.0.1:8265", "--working-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("job agent is not up yet") == 1 and "submitted job job-1" in out
+    assert len(_FakeJobs.submitted) == 1 and not NoAgentYet.refusals
+
+    NoAgentYet.refusals[:] = ["Request failed with status code 401: token mismatch", no_agent]
+    with pytest.raises(RuntimeError, match="401"):
+        jobs.submit("http://127.0.0.1:8265", config, tmp_path, [], wait=False, stream=io.StringIO())
+    assert NoAgentYet.refusals == [no_agent]  # not tried again
+
+
 def test_run_applies_secret_overrides_from_the_runtime_env(tmp_path, monkeypatch):
     import search.experiment
 

@@ -44,6 +44,24 @@ def _ended_and_mid_way(entries: list[dict]) -> bool:
     return len(ended) >= 3 and any(e["kind"] == "result" and e["number"] not in ended for e in entries)
 
 
+def _put_tune_snapshot_out_of_step(tune_dir: Path, promotion: str) -> None:
+    """Leave Ray Tune's snapshot as a crash in the middle of its background copy to storage can: Tune writes the
+    trial list, its search generator's state and the searcher's state as separate files, copied one after another.
+    async: the trial list was copied, the searcher's state not yet (a first copy); ordered: the generator's count is
+    from a later moment than the trial list (two more trials created). batched: as Tune left it. The resumed run must
+    go by the trials Tune actually restored, whatever the rest says (this reads Tune's own file format)."""
+    from ray import cloudpickle
+
+    if promotion == "async":
+        for path in [*tune_dir.glob("search_gen_state-*"), *tune_dir.glob("searcher-state-*")]:
+            path.unlink()
+    elif promotion == "ordered":
+        path = sorted(tune_dir.glob("search_gen_state-*"))[-1]
+        state = cloudpickle.loads(path.read_bytes())
+        state["counter"] += 2
+        path.write_bytes(cloudpickle.dumps(state))
+
+
 # async: Ray's ASHA (the default); ordered: trials parked undecided at a rung when the driver dies must be decided
 # again on resume (rungs rebuilt from the decision log), and none may resume undecided; batched: trials sharing
 # workers (resources.trials_per_worker) resume from their own checkpoints on the new driver's new workers
@@ -63,8 +81,9 @@ def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path, promotion):
     path.write_text(yaml.safe_dump(config))
     workdir, folder = tmp_path / "w", tmp_path / "w" / "crash"
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
-    driver = subprocess.Popen([*HYPERNAS, "run", str(path), "--workdir", str(workdir)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    with open(tmp_path / "driver.log", "w") as log:  # kept with the test's folder, to read on a failure
+        driver = subprocess.Popen([*HYPERNAS, "run", str(path), "--workdir", str(workdir)], cwd=ROOT, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not _ended_and_mid_way(journal(folder)):
@@ -74,6 +93,7 @@ def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path, promotion):
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
         driver.wait()
     release.touch()
+    _put_tune_snapshot_out_of_step(folder / "tune", promotion)
     before = journal(folder)
     ended_before = {e["number"] for e in before if e["kind"] == "ended"}
     running_before = {e["number"] for e in before if e["kind"] == "started"} - ended_before
@@ -81,6 +101,7 @@ def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path, promotion):
 
     done = subprocess.run([*HYPERNAS, "resume", "crash", "--workdir", str(workdir)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
+    (tmp_path / "resume.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, done.stderr[-3000:]
 
     after = journal(folder)[len(before):]
