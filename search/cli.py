@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -541,6 +542,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        if not _reader_gone(sys.stdout):  # a broken connection of our own (a server's socket): an error
+            sys.stderr.write(redact(traceback.format_exc()))
+            return EXIT_FAILED
+        # `hypernas ... | head`: the reader has all it wanted. Stop quietly, as other command-line tools do, with
+        # the status a shell gives a process SIGPIPE ends; stdout goes nowhere so Python's flush at exit is quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _reader_gone(stream: Any) -> bool:
+    """``stream`` is a pipe whose reading end is closed."""
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's StringIO), or closed
+        return False
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     # As with `python -m`: modules in the current folder are importable (a config's `trainer: mypkg.mod:train`).
     if os.getcwd() not in sys.path:
@@ -566,6 +590,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as err:  # search.interruption.Interrupted says which signal and how to resume
         print(f"hypernas: {str(err) or 'interrupted'}", file=sys.stderr)
         return getattr(err, "exit_code", 128 + signal.SIGINT)
+    except BrokenPipeError:
+        raise  # main decides: the reader of stdout went away, or a connection of ours broke
     except Exception:  # noqa: BLE001 - last resort: show what broke (secrets masked), exit non-zero
         sys.stderr.write(redact(traceback.format_exc()))
         return EXIT_FAILED

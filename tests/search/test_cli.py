@@ -101,6 +101,19 @@ def test_every_verb_has_help_and_workdir(verb, capsys):
     assert info.value.code == 0 and "--workdir" in capsys.readouterr().out
 
 
+def test_output_cut_by_a_closed_pipe_ends_quietly(tmp_path):
+    """`hypernas validate CONFIG | head -1`: the reader goes away; hypernas stops with the shell's SIGPIPE status and
+    no traceback (the pipe's reading end is closed before the process starts: its first write fails)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([*HYPERNAS, "validate", str(ROOT / "examples" / "quickstart.yaml")], cwd=tmp_path,
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 128 + signal.SIGPIPE and done.stderr == ""
+
+
 def test_real_cli_process_runs_an_experiment(tmp_path):
     """`hypernas run` as a separate process: its own local Ray, exit code 0, summary, files; bad input exits 2."""
     config = write_config(tmp_path / "cli.yaml", name="cli", budget={"trials": 3, "max_concurrent": 2})
