@@ -151,3 +151,22 @@ def sim_table(path, epochs: int = 9, curves: int = 1):
                                      "epoch": epoch, **sim_curve(depth, width, lr, epoch, curve)})
     pq.write_table(pa.Table.from_pylist(rows), path)
     return path
+
+
+def hypernas_in_process(monkeypatch, capsys, *argv: str):
+    """``hypernas ARGV`` run by this test process, as a command-line call would (exit code, stdout, stderr), on the
+    session's Ray (the caller holds ``ray_session``) and with no tracking URI or Ray address from the environment.
+
+    The driver that a test kills or interrupts is a real process of its own, with its own local Ray; the run that
+    picks up after it (``resume``) needs no process of its own to be what a user gets, and skips one driver's start-up
+    and shut-down (imports, a local Ray: ~8 s of a 2-core machine each)."""
+    from types import SimpleNamespace
+
+    from search.cli import main
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    capsys.readouterr()  # what the test printed before is not this command's
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)

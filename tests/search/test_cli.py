@@ -19,7 +19,7 @@ import yaml
 
 from search.cli import main
 from tests.conftest import ROOT
-from tests.helpers import tiny_config
+from tests.helpers import hypernas_in_process, tiny_config
 
 # The installed console script when there is one (as a user runs it), else the module.
 _SCRIPT = Path(sys.executable).parent / "hypernas"
@@ -114,8 +114,9 @@ def test_output_cut_by_a_closed_pipe_ends_quietly(tmp_path):
     assert done.returncode == 128 + signal.SIGPIPE and done.stderr == ""
 
 
-def test_real_cli_process_runs_an_experiment(tmp_path):
-    """`hypernas run` as a separate process: its own local Ray, exit code 0, summary, files; bad input exits 2."""
+def test_real_cli_process_runs_an_experiment(ray_session, tmp_path, monkeypatch, capsys):
+    """`hypernas run` as a separate process: its own local Ray, exit code 0, summary, files; bad input exits 2;
+    run again with --overwrite (in this process), the first MLflow parent is marked superseded."""
     config = write_config(tmp_path / "cli.yaml", name="cli", budget={"trials": 3, "max_concurrent": 2})
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
     done = subprocess.run([*HYPERNAS, "run", str(config), "--workdir", str(tmp_path / "w")], cwd=ROOT, env=env,
@@ -126,8 +127,8 @@ def test_real_cli_process_runs_an_experiment(tmp_path):
     bad = subprocess.run([*HYPERNAS, "run", str(config), "--workdir", str(tmp_path / "w")], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "already exists" in bad.stderr
-    again = subprocess.run([*HYPERNAS, "run", str(config), "--workdir", str(tmp_path / "w"), "--overwrite",
-                            "--set", "budget.trials=2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    again = hypernas_in_process(monkeypatch, capsys, "run", str(config), "--workdir", str(tmp_path / "w"),
+                                "--overwrite", "--set", "budget.trials=2")
     assert again.returncode == 0, again.stderr[-3000:]
     from mlflow.tracking import MlflowClient
 

@@ -22,7 +22,7 @@ from search._tune._run import _HIDE_TUNE_RESUME_HINTS, _TUNE_LOG, _TuneStop
 from search.interruption import Interrupted, SignalGuard
 from search.records import read_trials
 from tests.conftest import ROOT
-from tests.helpers import tiny_config
+from tests.helpers import hypernas_in_process, tiny_config
 from tests.search.test_resume import HYPERNAS, journal
 from trainers.hardware import TIMING_METRICS
 
@@ -80,7 +80,7 @@ def _runs(workdir: Path, name: str) -> tuple[dict[int, object], object]:
     return by_number, next(r for r in runs if r.data.tags.get("hypernas.role") == "experiment")
 
 
-def test_ctrl_c_interrupts_and_resume_finishes_the_budget(tmp_path):
+def test_ctrl_c_interrupts_and_resume_finishes_the_budget(ray_session, tmp_path, monkeypatch, capsys):
     driver, workdir, folder = _start(tmp_path, "ctrlc")
     try:
         _wait_for_mid_run(driver, folder)
@@ -114,9 +114,7 @@ def test_ctrl_c_interrupts_and_resume_finishes_the_budget(tmp_path):
     assert parent.info.status == "KILLED" and parent.data.tags["hypernas.state"] == "INTERRUPTED"
 
     _release(tmp_path).touch()
-    done = subprocess.run([*HYPERNAS, "resume", "ctrlc", "--workdir", str(workdir)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300,
-                          env={k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")})
+    done = hypernas_in_process(monkeypatch, capsys, "resume", "ctrlc", "--workdir", str(workdir))
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((folder / "state.json").read_text())["status"] == "finished"
 
@@ -149,7 +147,7 @@ def test_ctrl_c_interrupts_and_resume_finishes_the_budget(tmp_path):
         assert steps == list(range(1, row["epochs_run"] + 1))  # every epoch logged once, none missing
 
 
-def test_sigterm_interrupts_with_exit_143_and_resumes_without_tunes_state(tmp_path):
+def test_sigterm_interrupts_with_exit_143_and_resumes_without_tunes_state(ray_session, tmp_path, monkeypatch, capsys):
     driver, workdir, folder = _start(tmp_path, "term")
     try:
         _wait_for_mid_run(driver, folder)
@@ -176,9 +174,7 @@ def test_sigterm_interrupts_with_exit_143_and_resumes_without_tunes_state(tmp_pa
     # left of the budget, the interrupted trials first, under their numbers.
     shutil.rmtree(folder / "tune")
     _release(tmp_path).touch()
-    done = subprocess.run([*HYPERNAS, "resume", "term", "--workdir", str(workdir)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300,
-                          env={k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")})
+    done = hypernas_in_process(monkeypatch, capsys, "resume", "term", "--workdir", str(workdir))
     assert done.returncode == 0, done.stderr[-3000:]
     rows = read_trials(folder)
     assert [r["number"] for r in rows] == list(range(TRIALS))

@@ -20,7 +20,7 @@ from search.records import read_trials
 from search.workdir import ExperimentFolder
 from spaces.nas import DartsCell, NB201Cell
 from tests.conftest import ROOT
-from tests.helpers import tiny_config
+from tests.helpers import hypernas_in_process, tiny_config
 from tests.search.test_resume import HYPERNAS, journal
 
 
@@ -137,7 +137,7 @@ def test_a_bad_oneshot_section_exits_2_naming_the_field(tmp_path, capsys):
     assert code == 2 and "oneshot.settings.skip_cap" in err and not (tmp_path / "hypernas-runs").exists()
 
 
-def test_interrupted_in_the_retrain_phase_resume_finishes_both_phases_once(ray_session, tmp_path):
+def test_interrupted_in_the_retrain_phase_resume_finishes_both_phases_once(ray_session, tmp_path, monkeypatch, capsys):
     # retrains are held before their 2nd epoch until the release file exists: the interrupt comes mid-retrain
     release = tmp_path / "release"
     config = oneshot_config("one-resume", "darts", {"type": "nb201_cell"},
@@ -161,8 +161,7 @@ def test_interrupted_in_the_retrain_phase_resume_finishes_both_phases_once(ray_s
             driver.wait()
     assert driver.returncode == 130, output.decode()[-3000:]
     release.touch()
-    done = subprocess.run([*HYPERNAS, "resume", "one-resume", "--workdir", str(workdir)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = hypernas_in_process(monkeypatch, capsys, "resume", "one-resume", "--workdir", str(workdir))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = read_trials(folder)
     assert [r["number"] for r in rows] == list(range(5)) and all(r["state"] == "COMPLETE" for r in rows)

@@ -23,7 +23,7 @@ from search.journal import JOURNAL_FILE, Journal
 from search.records import read_trials
 from search.seeds import derive_seed
 from tests.conftest import ROOT
-from tests.helpers import tiny_config
+from tests.helpers import hypernas_in_process, tiny_config
 from trainers.hardware import TIMING_METRICS
 
 _SCRIPT = Path(sys.executable).parent / "hypernas"
@@ -66,7 +66,7 @@ def _put_tune_snapshot_out_of_step(tune_dir: Path, promotion: str) -> None:
 # again on resume (rungs rebuilt from the decision log), and none may resume undecided; batched: trials sharing
 # workers (resources.trials_per_worker) resume from their own checkpoints on the new driver's new workers
 @pytest.mark.parametrize("promotion", ["async", "ordered", "batched"])
-def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path, promotion):
+def test_kill_9_then_resume_finishes_with_every_trial_once(ray_session, tmp_path, monkeypatch, capsys, promotion):
     # Trials 0-2 run through; the later ones report epoch 1 (a checkpoint to resume from) and are held before
     # epoch 2 — ASHA's first rung, so none is pruned before — until the release, after the kill: the driver dies
     # with trials ended and trials mid-way, whatever the machine's speed.
@@ -99,8 +99,7 @@ def test_kill_9_then_resume_finishes_with_every_trial_once(tmp_path, promotion):
     running_before = {e["number"] for e in before if e["kind"] == "started"} - ended_before
     assert len(ended_before) >= 3 and json.loads((folder / "state.json").read_text())["status"] == "running"
 
-    done = subprocess.run([*HYPERNAS, "resume", "crash", "--workdir", str(workdir)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = hypernas_in_process(monkeypatch, capsys, "resume", "crash", "--workdir", str(workdir))
     (tmp_path / "resume.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, done.stderr[-3000:]
 
