@@ -60,15 +60,17 @@ def test_the_mlflow_ui_opens_on_the_runs_table_with_the_parent_and_its_trials(fi
         names = [f"t{r['number']:02d} {r['state']} {r['last_value']:.4f}" for r in trials]
 
         async def steps(page):
-            # the parent and its trials: the table's count, once it has loaded them all
+            # the parent and its trials: the table's count, once it has loaded them all, and the table itself (on a
+            # busy machine the count shows while the table still spins)
+            expand = "document.querySelector('button[data-component-id*=\"runnamecellrenderer\"]')"
             await page.wait_for(f"/\\b{len(trials) + 1}\\s+matching runs/.test(document.body.innerText)"
-                                " && document.body.innerText.includes('browsed')")
+                                f" && document.body.innerText.includes('browsed') && {expand} !== null")
             before = await page.text()
             columns = await page.evaluate("Array.from(document.querySelectorAll('[role=columnheader]'))"
                                           ".map(e => e.getAttribute('col-id'))")
             await page.screenshot("mlflow-ui-runs.png")
             # the parent's row holds its trials: expand it
-            await page.evaluate("document.querySelector('button[data-component-id*=\"runnamecellrenderer\"]').click()")
+            await page.evaluate(f"{expand}.click()")
             await page.wait_for(" && ".join(f"document.body.innerText.includes({json.dumps(n)})" for n in names))
             await page.screenshot("mlflow-ui-runs-expanded.png")
             return before, columns, await page.text()
