@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import optuna
 
@@ -54,8 +54,7 @@ def distribution_contains(distribution: BaseDistribution, value: Any) -> bool:
         return False
 
 
-from optuna.storages.journal import JournalFileBackend  # noqa: E402
-from optuna.storages.journal._file import get_lock_file  # noqa: E402
+from optuna.storages.journal import BaseJournalBackend  # noqa: E402
 from optuna.storages.journal._storage import JournalOperation  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
@@ -64,26 +63,116 @@ _STUDY_OPS = frozenset({JournalOperation.CREATE_STUDY, JournalOperation.DELETE_S
                         JournalOperation.SET_STUDY_USER_ATTR, JournalOperation.SET_STUDY_SYSTEM_ATTR})
 
 
-class StudyFileBackend(JournalFileBackend):
-    """Optuna's journal file, made durable the way hypernas's own journal is (``search/journal.py``): every log is
-    written and flushed to the OS at once (a killed driver loses nothing), but ``fsync``-ed only when it ends a trial
-    or changes the study. Optuna's ``JournalFileBackend`` fsyncs every log — each epoch's intermediate value, each
-    parameter of each trial asked —, which was ~9 % of a trivial trial's driver time (``bench/overhead.py``).
+class StudyFileBackend(BaseJournalBackend):
+    """Optuna's journal file (the very format of ``JournalFileBackend``: one JSON log per line, which Optuna's own
+    backend reads back), written the way hypernas's own journal is (``search/journal.py``) and read without going
+    back to the disk for what this process wrote itself.
 
-    Uses ``JournalFileBackend``'s private ``_lock`` and ``_file_path`` and its module's ``get_lock_file``, as its own
-    ``append_logs`` does; only the fsync differs."""
+    Optuna's ``JournalStorage`` appends a log and then reads the file for logs it has not applied yet, on every
+    operation, and reads it again on every query. ``JournalFileBackend`` answers each with a symlink lock, an open,
+    a write, an fsync, a close, another open and a read — most of a trivial trial's driver time in
+    ``bench/overhead.py``. Here:
+
+    - a write is one ``os.write`` of whole lines on a descriptor opened ``O_APPEND`` (the kernel puts each at the
+      end of the file, never torn by another process's write on a local file system) and fsync-ed only when it
+      ends a trial or changes the study. Every log reaches the OS at once, so a killed driver loses nothing;
+    - the logs this process wrote are handed to ``read_logs`` from memory (the last ones only: ``JournalStorage``
+      asks from the first log it has not applied). Logs another process appended — a reader sees the driver's; a
+      second writer is refused by the experiment's lock, but would not be lost — are read from the file: the file's
+      size, compared with the end of what this backend has seen, says whether there are any;
+    - a last line without its newline (a write cut short: never a whole log) is not read, as Optuna's reader does
+      not read it, and the next writer cuts it off before appending (the experiment's lock makes it the only
+      writer), so that the file stays readable by Optuna's own backend.
+
+    Uses no private name of Optuna's backend; only :data:`JournalOperation` (the op codes) is private.
+    """
+
+    def __init__(self, file_path: str) -> None:
+        self._path = file_path
+        if not os.path.exists(file_path):
+            open(file_path, "ab").close()
+        self._fd: int | None = None  # the append descriptor, opened at the first write
+        self._end = 0  # bytes of the file read or written so far (whole lines only)
+        self._count = 0  # logs in those bytes
+        self._tail: list[dict[str, Any]] = []  # the last logs seen, numbered from _tail_from
+        self._tail_from = 0
+
+    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+        if log_number_from < self._tail_from:  # from before what is kept: read the file again from its start
+            self._end = self._count = 0
+            self._tail, self._tail_from = [], 0
+        self._catch_up()
+        start = log_number_from - self._tail_from
+        logs = self._tail[start:]
+        # what the reader asked from has been applied: keep only the logs from there on
+        self._tail, self._tail_from = logs, log_number_from
+        return iter(list(logs))
+
+    def _catch_up(self) -> None:
+        """Read the complete lines appended to the file since ``_end`` (by another process, or all of it at first)."""
+        if os.stat(self._path).st_size <= self._end:
+            return
+        with open(self._path, "rb") as source:
+            source.seek(self._end)
+            data = source.read()
+        complete = data[:data.rfind(b"\n") + 1]  # a last line without its newline is still being written (or torn)
+        for line in complete.splitlines():
+            try:
+                self._tail.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{self._path}: log {self._count + 1} is not JSON ({err})") from None
+            self._count += 1
+        self._end += len(complete)
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         durable = any(log.get("op_code") in _STUDY_OPS or (
             log.get("op_code") == JournalOperation.SET_TRIAL_STATE_VALUES and log.get("state") in _ENDED)
             for log in logs)
-        with get_lock_file(self._lock):
-            text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-            with open(self._file_path, "ab") as out:
-                out.write(text.encode("utf-8"))
-                out.flush()
-                if durable:
-                    os.fsync(out.fileno())
+        data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode("utf-8")
+        if self._fd is None:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+            self._cut_torn_line()
+        self._catch_up()  # another process's logs come before this one's in the file, and here
+        before = os.fstat(self._fd).st_size
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+        if durable:
+            os.fsync(self._fd)
+        if before == self._end and os.fstat(self._fd).st_size == before + len(data):
+            self._tail.extend(logs)  # nobody else wrote in between: these are the file's next logs
+            self._count += len(logs)
+            self._end += len(data)
+        # else: read them back from the file, in the order the file has them
+
+    def _cut_torn_line(self) -> None:
+        """Cut off a last line without its newline (a write a crash or a full disk cut short)."""
+        size = os.fstat(self._fd).st_size
+        if not size or os.pread(self._fd, 1, size - 1) == b"\n":
+            return
+        keep = size
+        while keep > 0:
+            start = max(0, keep - 65536)
+            newline = os.pread(self._fd, keep - start, start).rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            keep = start
+        os.ftruncate(self._fd, keep)
+
+    def __getstate__(self) -> dict[str, Any]:  # a descriptor and a cache are this process's: only the path travels
+        return {"path": self._path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def hypervolume(losses: Any, reference: Any) -> float:

@@ -397,3 +397,72 @@ def test_study_file_fsyncs_only_what_ends_a_trial_and_loses_nothing_it_wrote(tmp
     again = optuna.load_study(study_name="s", storage=journal_storage(path)).trials[0]
     assert again.state == TrialState.COMPLETE and again.intermediate_values == {s: float(s) for s in range(5)}
     assert set(again.params) == {"x", "y"}
+
+
+def test_study_file_is_optunas_own_format_read_back_by_optunas_backend(tmp_path):
+    """What ``StudyFileBackend`` writes, Optuna's own ``JournalFileBackend`` reads (the file stays an Optuna journal
+    any Optuna tool opens), and the reverse."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from search._optuna import journal_storage
+
+    path = tmp_path / "study.journal"
+    study = optuna.create_study(study_name="s", storage=journal_storage(path),
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    for number in range(3):
+        trial = study.ask({"x": FloatDistribution(0, 1)})
+        trial.report(0.5 * number, 1)
+        study.tell(trial, float(number))
+    theirs = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(path))))
+    assert [(t.number, t.value, t.intermediate_values, t.params) for t in theirs.trials] == \
+        [(t.number, t.value, t.intermediate_values, t.params) for t in study.trials]
+    theirs.tell(theirs.ask({"x": FloatDistribution(0, 1)}), 9.0)  # written by Optuna's backend ...
+    again = optuna.load_study(study_name="s", storage=journal_storage(path))  # ... read by ours
+    assert [t.value for t in again.trials] == [0.0, 1.0, 2.0, 9.0]
+
+
+def test_study_file_writer_reads_nothing_back_and_a_reader_sees_every_write(tmp_path, monkeypatch):
+    """The writing process never reads the file again for what it wrote itself (Optuna's backend opened and read it
+    on every operation); another process's storage on the file sees each write as it lands."""
+    from search._optuna import _optuna_internals, journal_storage
+
+    path = tmp_path / "study.journal"
+    study = optuna.create_study(study_name="s", storage=journal_storage(path),
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    reader = optuna.load_study(study_name="s", storage=journal_storage(path))  # as a `hypernas report` would
+    reads = []
+    real_open = open
+    monkeypatch.setattr(_optuna_internals, "open", lambda *a, **k: (reads.append(a), real_open(*a, **k))[1],
+                        raising=False)
+    for number in range(4):
+        trial = study.ask({"x": FloatDistribution(0, 1)})
+        for step in range(3):
+            trial.report(float(step), step)
+        study.tell(trial, float(number))
+        assert study.trials[-1].value == float(number)
+    assert reads == [], "the writer read the file back"
+    assert [t.value for t in reader.trials] == [0.0, 1.0, 2.0, 3.0] and len(reads) > 0  # the reader did
+    assert reader.trials[2].intermediate_values == {0: 0.0, 1: 1.0, 2: 2.0}
+
+
+def test_study_file_cuts_a_torn_last_line_before_writing_after_it(tmp_path):
+    """A write a crash cut short (a last line with no newline) is not a log: readers skip it, as Optuna's own
+    backend does, and the next writer cuts it off, so its logs do not land glued to it and Optuna's own backend
+    still reads the whole file."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from search._optuna import journal_storage
+
+    path = tmp_path / "study.journal"
+    study = optuna.create_study(study_name="s", storage=journal_storage(path))
+    study.tell(study.ask({"x": FloatDistribution(0, 1)}), 1.0)
+    with path.open("ab") as out:
+        out.write(b'{"op_code":5,"worker_id":"x","trial_id":0,"st')  # the driver died in this write
+    resumed = optuna.load_study(study_name="s", storage=journal_storage(path))
+    assert [t.value for t in resumed.trials] == [1.0]
+    resumed.tell(resumed.ask({"x": FloatDistribution(0, 1)}), 2.0)
+    assert path.read_bytes().endswith(b"\n") and b'"st{' not in path.read_bytes()
+    theirs = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(path))))
+    assert [t.value for t in theirs.trials] == [1.0, 2.0]
