@@ -55,7 +55,7 @@ def end_tags(records: ExperimentRecords, record: TrialRecord, reason: str | None
             "hypernas.energy_source": record.energy_source}
     for failed in record.failed_attempts:
         tags[f"hypernas.attempt{failed['attempt']}.state"] = failed["state"]
-    ratio = records.straggler_ratios().get(record.number)
+    ratio = records.straggler_ratio(record.number)
     if ratio is not None:
         tags |= {"hypernas.straggler_ratio": round(ratio, 3),
                  "hypernas.straggler": str(ratio >= records.straggler_factor).lower()}

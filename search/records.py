@@ -180,6 +180,9 @@ class ExperimentRecords:
         self.trials: dict[int, TrialRecord] = {}
         # (trial, epoch) -> row: a resumed trial that reports an epoch again replaces the row
         self.curves: dict[tuple[int, int], dict[str, Any]] = {}
+        # (phase, epoch) -> every trial's epoch wall time there, sorted: the straggler yardstick, kept up to date
+        # with ``curves`` so that judging one trial does not go over every trial's curve (O(n²) over a search)
+        self._epoch_times: dict[tuple[str | None, int], list[float]] = {}
         self.journal = journal if journal is not None else Journal()
         self.journal.subscribe(self.apply)
 
@@ -268,8 +271,21 @@ class ExperimentRecords:
 
     # -- applying entries -----------------------------------------------------------------------------------------
     def _on_forget(self, number: int) -> None:
+        for key in [key for key in self.curves if key[0] == number]:
+            self._set_curve_row(key, None)
         self.trials.pop(number, None)
-        self.curves = {key: row for key, row in self.curves.items() if key[0] != number}
+
+    def _set_curve_row(self, key: tuple[int, int], row: dict[str, Any] | None) -> None:
+        """Put (or with ``None`` take out) the curve row of (trial, epoch), and its wall time in ``_epoch_times``."""
+        old = self.curves.pop(key, None) if row is None else self.curves.get(key)
+        record = self.trials.get(key[0])
+        times = self._epoch_times.setdefault((record.phase if record is not None else None, key[1]), [])
+        if old is not None and old.get(STRAGGLER_TIME) is not None:
+            del times[bisect.bisect_left(times, old[STRAGGLER_TIME])]
+        if row is not None:
+            self.curves[key] = row
+            if row.get(STRAGGLER_TIME) is not None:
+                bisect.insort(times, row[STRAGGLER_TIME])
 
     def _on_started(self, number: int, trial_id: str, seed: int, params: Mapping[str, Any], epochs: int,
                     attempt: int = 1, at: float = 0.0, phase: str | None = None, sim_s: float | None = None) -> None:
@@ -297,9 +313,10 @@ class ExperimentRecords:
         record.epochs_run = max(record.epochs_run, epoch)
         record.node = node or record.node
         record.device = device or record.device
-        self.curves[number, epoch] = {"trial": number, "epoch": epoch, "time_s": at - record.started_at, **metrics,
-                                      **({"energy_source": energy_source} if energy_source else {}),
-                                      **({"sim_time_s": sim_s} if sim_s is not None else {})}
+        self._set_curve_row((number, epoch), {
+            "trial": number, "epoch": epoch, "time_s": at - record.started_at, **metrics,
+            **({"energy_source": energy_source} if energy_source else {}),
+            **({"sim_time_s": sim_s} if sim_s is not None else {})})
         if "energy_j" in metrics:
             record.energy_j = metrics["energy_j"]
         spent = metrics.get("epoch_energy_j")
@@ -333,29 +350,29 @@ class ExperimentRecords:
         record.sim_ended_s = sim_s
         record.error = error
 
-    def straggler_ratios(self) -> dict[int, float]:
-        """Per trial: the median over its epochs of its epoch wall time (``epoch_wall_s``, as its worker saw it)
-        divided by its *peers'* median wall time at that epoch (the other trials', so a straggler never pulls
-        its own yardstick up), counting epochs that at least two peers reached. Trials with no such epoch are
-        left out. Fidelity is counted in epochs, so a slow node changes these ratios, not the rungs (with
-        ``promotion: ordered``, not which trials are promoted either)."""
-        def phase(trial: int) -> str | None:  # a one-shot search's peers are the other searches
-            record = self.trials.get(trial)
-            return record.phase if record is not None else None
-
-        by_epoch: dict[tuple[str | None, int], list[float]] = {}
-        for (trial, epoch), row in self.curves.items():
-            if row.get(STRAGGLER_TIME) is not None:
-                by_epoch.setdefault((phase(trial), epoch), []).append(row[STRAGGLER_TIME])
-        for times in by_epoch.values():
-            times.sort()
-        per_trial: dict[int, list[float]] = {}
-        for (trial, epoch), row in self.curves.items():
-            times, own = by_epoch.get((phase(trial), epoch), []), row.get(STRAGGLER_TIME)
+    def straggler_ratio(self, number: int) -> float | None:
+        """Trial ``number``'s straggler ratio: the median over its epochs of its epoch wall time (``epoch_wall_s``,
+        as its worker saw it) divided by its *peers'* median wall time at that epoch (the other trials', so a
+        straggler never pulls its own yardstick up), counting epochs that at least two peers reached; ``None``
+        without such an epoch. A one-shot search's peers are the other searches. Fidelity is counted in epochs, so
+        a slow node changes these ratios, not the rungs (with ``promotion: ordered``, not which trials are promoted
+        either). O(epochs × log n): the peers' times are kept sorted as results arrive."""
+        record = self.trials.get(number)
+        if record is None:
+            return None
+        ratios = []
+        for epoch in range(1, record.epochs_run + 1):
+            row = self.curves.get((number, epoch))
+            own = row.get(STRAGGLER_TIME) if row is not None else None
+            times = self._epoch_times.get((record.phase, epoch), ())
             if own is not None and len(times) >= 3:
-                peers = _median_without(times, own)
-                per_trial.setdefault(trial, []).append(own / max(peers, 1e-9))
-        return {trial: statistics.median(ratios) for trial, ratios in per_trial.items()}
+                ratios.append(own / max(_median_without(times, own), 1e-9))
+        return statistics.median(ratios) if ratios else None
+
+    def straggler_ratios(self) -> dict[int, float]:
+        """:meth:`straggler_ratio` of every trial that has one."""
+        ratios = {number: self.straggler_ratio(number) for number in self.trials}
+        return {number: ratio for number, ratio in ratios.items() if ratio is not None}
 
     # -- queries -------------------------------------------------------------------------------------------------
     def objective_values(self, record: TrialRecord) -> list[float | None] | None:

@@ -62,3 +62,43 @@ def test_a_straggler_is_judged_against_its_peers_not_itself():
     records.started(4, "t4", 4, {}, 3)
     records.result(4, 1, {"val_loss": 0.5}, None)  # no wall time reported: not judged
     assert 4 not in records.straggler_ratios()
+
+
+def test_straggler_ratios_kept_as_results_arrive_are_those_of_every_curve_at_once():
+    """The peers' times are kept sorted as results arrive (an epoch re-run replaces its time, a forgotten trial takes
+    its times away, a one-shot search is judged among searches): at every point each trial's ratio is the one
+    computed from scratch over every curve."""
+    import random
+    import statistics
+
+    def from_scratch(records):
+        by_epoch = {}
+        for (trial, epoch), row in records.curves.items():
+            by_epoch.setdefault((records.trials[trial].phase, epoch), []).append(row["epoch_wall_s"])
+        ratios = {}
+        for (trial, epoch), row in records.curves.items():
+            times = by_epoch[records.trials[trial].phase, epoch]
+            if len(times) >= 3:
+                peers = list(times)
+                peers.remove(row["epoch_wall_s"])
+                ratios.setdefault(trial, []).append(row["epoch_wall_s"] / max(statistics.median(peers), 1e-9))
+        return {trial: statistics.median(values) for trial, values in ratios.items()}
+
+    rng = random.Random(7)
+    records = ExperimentRecords("val_loss", "min")
+    for number in range(40):
+        records.started(number, f"t{number}", number, {}, 6, phase="search" if number % 5 == 0 else None)
+    checked = 0
+    for _ in range(600):
+        number = rng.randrange(40)
+        if number not in records.trials:
+            continue
+        if rng.random() < 0.01:
+            records.journal.append("forget", number=number)
+        else:  # epochs in order, sometimes one again (a restart), with ties
+            epoch = max(1, records.trials[number].epochs_run + rng.choice([0, 1, 1, 1]))
+            records.result(number, min(epoch, 6), {"val_loss": 0.5, "epoch_wall_s": rng.choice([0.1, 0.2, 0.25,
+                                                                                          rng.random()])}, None)
+        assert records.straggler_ratios() == from_scratch(records)
+        checked += 1
+    assert checked > 500 and len(records.straggler_ratios()) > 20
