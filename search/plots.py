@@ -70,14 +70,24 @@ def learning_curves(records: ExperimentRecords, decisions: Iterable[Mapping[str,
     figure, ax = plt.subplots(figsize=(8, 5))
     for epoch in sorted({r["epoch"] for r in rungs}):
         ax.axvline(epoch, color="0.6", linestyle=":", linewidth=1)
-    seen: set[str] = set()
-    for trial in sorted({r["trial"] for r in rows}):
-        points = [r for r in rows if r["trial"] == trial]
-        state = points[0]["state"]
-        ax.plot([p["epoch"] for p in points], [p["value"] for p in points], color=STATE_COLOURS.get(state, "k"),
-                alpha=0.7, linewidth=1.2, marker="." if len(points) < 30 else None,
-                label=None if state in seen else state)
-        seen.add(state)
+    # one LineCollection per end state (one artist, not one per trial: thousands of trials draw in one go), in
+    # the order the states first appear among the trials, as the legend lists them
+    from matplotlib.collections import LineCollection
+
+    curves: dict[int, list[tuple[int, float]]] = {}
+    for r in rows:  # sorted by trial, then epoch
+        curves.setdefault(r["trial"], []).append((r["epoch"], r["value"]))
+    by_state: dict[str, list[list[tuple[int, float]]]] = {}
+    for trial, points in curves.items():
+        by_state.setdefault(records.trials[trial].state, []).append(points)
+    for state, lines in by_state.items():
+        colour = STATE_COLOURS.get(state, "k")
+        ax.add_collection(LineCollection(lines, colors=colour, alpha=0.7, linewidths=1.2, label=state))
+        dots = [point for line in lines if len(line) < 30 for point in line]
+        if dots:  # short curves show their epochs as dots
+            ax.plot([e for e, _ in dots], [v for _, v in dots], linestyle="none", marker=".", color=colour,
+                    alpha=0.7)
+    ax.autoscale_view()
     cut = [r for r in rungs if r["cutoff"] is not None]
     if cut:
         ax.scatter([r["epoch"] for r in cut], [r["cutoff"] for r in cut], marker="_", s=160, color="black",
@@ -88,8 +98,9 @@ def learning_curves(records: ExperimentRecords, decisions: Iterable[Mapping[str,
                    label="stopped at a rung", zorder=4)
     ax.set_xlabel("epoch")
     ax.set_ylabel(records.metric)
-    ax.set_title(f"Learning curves of {len({r['trial'] for r in rows})} trials (dotted: rungs)")
-    ax.legend(fontsize=8)
+    ax.set_title(f"Learning curves of {len(curves)} trials (dotted: rungs)")
+    # beside the axes: never over a curve, and no search for the emptiest corner (slow with thousands of curves)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return [_save(figure, out / "learning_curves.png"), _write_csv(out / "learning_curves.csv", rows),
             *([_write_csv(out / "rungs.csv", rungs)] if rungs else [])]
 
