@@ -3,7 +3,7 @@
     python bench/overhead.py [--trials 40] [--reports 10] [--repeats 3] [--profile hypernas]
 
 Three sides run the **same** trial function (``bench/trivial_trainer.py``: no training, ``--reports`` reports per
-trial) with the same searcher (Optuna TPE, same seed), the same ASHA settings (:data:`ASHA`), the same concurrency
+trial) with the same searcher (hypernas's Optuna TPE sampler, same settings and seed: :func:`tpe_sampler`), the same ASHA settings (:data:`ASHA`), the same concurrency
 (:data:`CONCURRENCY`) and the same number of trials, on one local Ray started once:
 
 * ``stock-default``  — ``tune.Tuner`` as documented: ``reuse_actors=False`` (TuneConfig's default), Tune's own
@@ -52,6 +52,16 @@ SIDES = ("stock-default", "stock-fastest", "hypernas")
 REPORTS: dict[str, list[int]] = {side: [] for side in SIDES}  # epochs reported in all, per timed run: same work?
 
 
+def tpe_sampler():
+    """The sampler both sides search with: hypernas's ``tpe`` searcher (multivariate, grouped, constant liar, 10
+    random start-up trials) built by hypernas's own registry, seeded as hypernas seeds it from :data:`SEED`."""
+    from search.registry import SEARCHERS
+    from search.seeds import derive_seed
+
+    entry = SEARCHERS["tpe"]
+    return entry.factory(entry.settings(), None, derive_seed(SEED, "sampler"), False)
+
+
 def side_name(fastest: bool) -> str:
     return "stock-fastest" if fastest else "stock-default"
 
@@ -95,7 +105,7 @@ def stock(trials: int, reports: int, workdir: Path, *, fastest: bool) -> float:
         param_space={"x": tune.uniform(0, 1), "epochs": reports},
         tune_config=tune.TuneConfig(
             metric=METRIC, mode=MODE, num_samples=trials, max_concurrent_trials=CONCURRENCY,
-            search_alg=OptunaSearch(sampler=optuna.samplers.TPESampler(seed=SEED)),
+            search_alg=OptunaSearch(sampler=tpe_sampler()),
             scheduler=AsyncHyperBandScheduler(time_attr="epoch", max_t=reports, **ASHA),
             reuse_actors=fastest,
         ),
@@ -185,8 +195,9 @@ def main() -> None:
             rate = args.trials / run_side(side, args.trials, args.reports)
             rates[side].append(rate)
             print(f"repeat {repeat + 1}: {side:14s} {rate:6.2f} trials/s", flush=True)
-    print(f"\n{args.trials} trials x {args.reports} reports, TPE (seed {SEED}) + ASHA {ASHA}, {CONCURRENCY} at a time, "
-          f"{args.repeats} repeats in rotated order, Ray {ray.__version__} on {os.cpu_count()} CPUs")
+    print(f"\n{args.trials} trials x {args.reports} reports, hypernas's TPE sampler (seed from {SEED}) + ASHA {ASHA}, "
+          f"{CONCURRENCY} at a time, {args.repeats} repeats in rotated order, Ray {ray.__version__} on "
+          f"{os.cpu_count()} CPUs")
     medians = {side: statistics.median(values) for side, values in rates.items()}
     for side, values in rates.items():
         epochs = REPORTS[side][-len(values):] if REPORTS[side] else []

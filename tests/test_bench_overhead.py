@@ -11,7 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from search._optuna import make_sampler
 from search.config import load_config
+from search.seeds import derive_seed
 from search._tune._scheduling import make_scheduler
 from tests.conftest import ROOT
 
@@ -22,6 +24,21 @@ def bench():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _draws(sampler) -> list:
+    """What ``sampler`` proposes over 14 trials of one float told (x - 0.3)²: past TPE's 10 random start-up trials,
+    so its model's settings show too."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=sampler)
+    draws = []
+    for _ in range(14):
+        trial = study.ask()
+        draws.append(trial.suggest_float("x", 0.0, 1.0))
+        study.tell(trial, (draws[-1] - 0.3) ** 2)
+    return draws
 
 
 def _rungs(scheduler) -> list:
@@ -63,12 +80,14 @@ def test_every_side_gets_the_same_work(bench, monkeypatch, tmp_path):
     assert hypernas_cfg.budget.trials == 12 and hypernas_cfg.scheduler.max_epochs == 7
     assert hypernas_cfg.trainer == "trivial_trainer:train" and hypernas_cfg.searcher.type == "tpe"
     ours = make_scheduler(hypernas_cfg.scheduler)
+    hypernas_draws = _draws(make_sampler(hypernas_cfg.searcher, hypernas_cfg.space,
+                                         derive_seed(hypernas_cfg.seed, "sampler")))
     for trainable, param_space, tune_config, run_config in tuned:
         assert tune_config.num_samples == 12 and param_space["epochs"] == 7  # same trials, same reports
         assert tune_config.max_concurrent_trials == hypernas_cfg.budget.max_concurrent == bench.CONCURRENCY
         assert (tune_config.metric, tune_config.mode) == (hypernas_cfg.metric.name, hypernas_cfg.metric.mode)
         assert _rungs(tune_config.scheduler) == _rungs(ours)  # the same ASHA rungs and reduction factor
-        assert isinstance(tune_config.search_alg._sampler, optuna.samplers.TPESampler)
+        assert _draws(tune_config.search_alg._sampler) == hypernas_draws  # the same sampler, same seed
         assert trainable is bench._stock_trainable  # which runs trivial_trainer.train, hypernas's trainer too
     default, fastest = tuned
     assert (default[2].reuse_actors, fastest[2].reuse_actors) == (False, True)
