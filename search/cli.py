@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 from search.config import ConfigError, load_config, validate_name
 from search.redaction import redact, secret_overrides_from_env
-from search.workdir import DEFAULT_WORKDIR, existing_experiment
+from search.workdir import DEFAULT_WORKDIR, existing_experiment, hold_experiment
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
 
@@ -54,7 +54,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if not folder.read_state().get("tracking_uri"):
         raise ConfigError("name", f"experiment {args.name!r} was simulated with --no-tracking: it has no MLflow "
                                   "store to write to (simulate it again without --no-tracking)")
-    counts = sync_tracking(folder)
+    with hold_experiment(folder.workdir, folder.name):  # not while a driver writes it
+        counts = sync_tracking(folder)
     print(f"MLflow holds everything {args.name!r} recorded ({redact(folder.read_state()['tracking_uri'])}): "
           f"{counts['runs_created']} runs created, {counts['metrics_added']} metric values added, "
           f"{counts['runs_closed']} runs closed")

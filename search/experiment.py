@@ -31,8 +31,8 @@ from spaces import dump_yaml
 from search.records import CURVES_FILE, TRIALS_FILE, ExperimentRecords
 from search.sealing import split_change_warnings
 from search.seeds import derive_seed
-from search.workdir import (DEFAULT_WORKDIR, ExperimentFolder, existing_experiment, refuse_if_simulated,
-                            write_json_atomic)
+from search.workdir import (DEFAULT_WORKDIR, ExperimentFolder, existing_experiment, hold_experiment,
+                            refuse_if_simulated, refuse_taken_name, write_json_atomic)
 from trainers import search_data
 
 
@@ -107,12 +107,7 @@ def run_experiment(
     cfg = load_config(config, overrides=overrides, name=name, seed=seed)
     workdir = Path(workdir).resolve()
     folder = ExperimentFolder(workdir, cfg.name)
-    if folder.path.exists() and not folder.exists() and not folder.config_file.is_file():  # only experiments
-        raise ConfigError("name", f"{folder.path} exists and is not an experiment (no state.json); choose another "
-                                  "--name")
-    if folder.path.exists() and not overwrite:
-        raise ConfigError("name", f"experiment {cfg.name!r} already exists in {workdir}; choose another --name, "
-                                  "or pass --overwrite to replace it")
+    refuse_taken_name(folder, overwrite)
     try:
         data = search_data(cfg.data, derive_seed(cfg.seed, "data"))  # test rows are dropped inside
     except ValueError as err:  # unreadable or unusable user data is bad input too
@@ -126,13 +121,22 @@ def run_experiment(
     from search._tune import configure  # ray loads only when needed, and after its environment is set
 
     configure()
+    # every module the driver needs from here on is imported before Ray starts: a `ray job submit` driver's
+    # working directory is Ray's copy, which Ray may replace once the driver has joined
     from search._tune import describe_cluster, ensure_ray, run_trials, unplaceable
 
     stream.write(f"ray: {describe_cluster(ensure_ray(address))}\n")
     why = unplaceable(cfg.resources.ray_request())
     if why is not None:  # fail now, instead of trials waiting forever for a node that does not exist
         raise ConfigError("resources", why)
-    workdir.mkdir(parents=True, exist_ok=True)
+    with hold_experiment(workdir, cfg.name):
+        return _run_held(cfg, workdir, folder, overwrite, data, trials, notes, stream, run_trials)
+
+
+def _run_held(cfg: ExperimentConfig, workdir: Path, folder: ExperimentFolder, overwrite: bool, data: Any,
+              trials: int, notes: tuple[str, ...], stream: TextIO, run_trials: Any) -> ExperimentResult:
+    """``run_experiment`` once it holds the experiment (:func:`~search.workdir.hold_experiment`)."""
+    refuse_taken_name(folder, overwrite)  # again: another process may have made it meanwhile
     uri = _mlflow.resolve_tracking_uri(cfg.tracking.uri, workdir)
     mlflow_experiment = cfg.tracking.experiment or cfg.name
     tracker = _mlflow.TrackingWriter(uri, mlflow_experiment, _mlflow.default_artifact_location(uri, workdir))
@@ -406,6 +410,12 @@ def resume_experiment(workdir: str | Path, name: str, *, address: str | None = N
     budget."""
     stream = stream or sys.stdout
     folder = existing_experiment(Path(workdir).resolve(), name)
+    with hold_experiment(folder.workdir, folder.name):
+        return _resume_held(folder, name, address, stream)
+
+
+def _resume_held(folder: ExperimentFolder, name: str, address: str | None, stream: TextIO) -> ExperimentResult:
+    """``resume_experiment`` once it holds the experiment (:func:`~search.workdir.hold_experiment`)."""
     refuse_if_simulated(folder, "resume", "a simulation is not resumed: simulate it again (the same seed gives the "
                                           "same result)")
     state = folder.read_state()

@@ -40,7 +40,7 @@ from search.records import CURVES_FILE, TRIALS_FILE
 from search.redaction import redact
 from search.seeds import derive_seed
 from search.simulation import CurveTable, SimulationSettings, Stragglers
-from search.workdir import DEFAULT_WORKDIR, ExperimentFolder
+from search.workdir import DEFAULT_WORKDIR, ExperimentFolder, hold_experiment, refuse_taken_name
 
 SIMULATED = "simulated"  # state.json's section describing a simulation
 
@@ -108,14 +108,18 @@ def simulate_experiment(
         stream.write(f"note: {note}\n")
     workdir = Path(workdir).resolve()
     final = ExperimentFolder(workdir, cfg.name)
-    if final.path.exists() and not final.exists() and not final.config_file.is_file():
-        raise ConfigError("name", f"{final.path} exists and is not an experiment (no state.json); choose another "
-                                  "--name")
-    if final.path.exists() and not overwrite:
-        raise ConfigError("name", f"experiment {cfg.name!r} already exists in {workdir}; choose another --name, "
-                                  "or pass --overwrite to replace it")
+    refuse_taken_name(final, overwrite)
     made_workdir = not workdir.exists()
-    workdir.mkdir(parents=True, exist_ok=True)
+    with hold_experiment(workdir, cfg.name):
+        refuse_taken_name(final, overwrite)  # again: another process may have made it meanwhile
+        return _simulate_held(cfg, workdir, final, made_workdir, table, settings, trials, notes, stream, latencies,
+                              plots, tracking)
+
+
+def _simulate_held(cfg: ExperimentConfig, workdir: Path, final: ExperimentFolder, made_workdir: bool,
+                   table: CurveTable, settings: SimulationSettings, trials: int, notes: tuple[str, ...],
+                   stream: TextIO, latencies: Any, plots: bool, tracking: bool) -> ExperimentResult:
+    """``simulate_experiment`` once it holds the experiment (:func:`~search.workdir.hold_experiment`)."""
     staging = workdir / f".simulating-{cfg.name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     folder = ExperimentFolder(staging, cfg.name)
@@ -154,7 +158,7 @@ def simulate_experiment(
         mlflow_experiment=state.get("mlflow_experiment") or "", parent_run_id=state.get("parent_run_id") or "",
         trials_path=final.path / TRIALS_FILE, curves_path=final.path / CURVES_FILE,
         events_path=final.path / EVENTS_FILE, notes=tuple(notes) + tuple(result_notes))
-    info = {"simulated": f"{_duration(sim.makespan)} of simulated time on {workers} workers, in {wall:.1f} s "
+    info = {"simulated": f"{_duration(sim.makespan)} of simulated time on {settings.workers} workers, in {wall:.1f} s "
                          f"(curves: {settings.curves})"} | summary_info(result, cfg, records)
     info["energy"] = None  # nothing was trained: the curves' own energy is in the tables, if they had it
     if uri is None:

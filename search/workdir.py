@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from search.seeds import derive_seed
 from search.config import (
@@ -102,6 +106,17 @@ def refuse_if_simulated(folder: "ExperimentFolder", verb: str, why: str) -> None
                                   f"curves: {why}; {verb} needs an experiment that trained (hypernas run)")
 
 
+def refuse_taken_name(folder: ExperimentFolder, overwrite: bool) -> None:
+    """A new experiment's folder must be free: a :class:`ConfigError` if something that is not an experiment is
+    there, or an experiment and not ``overwrite``."""
+    if folder.path.exists() and not folder.exists() and not folder.config_file.is_file():  # only experiments
+        raise ConfigError("name", f"{folder.path} exists and is not an experiment (no state.json); choose another "
+                                  "--name")
+    if folder.path.exists() and not overwrite:
+        raise ConfigError("name", f"experiment {folder.name!r} already exists in {folder.workdir}; choose another "
+                                  "--name, or pass --overwrite to replace it")
+
+
 def existing_experiment(workdir: str | Path, name: str) -> ExperimentFolder:
     """The folder of experiment ``name``; a bad or unknown name is a :class:`ConfigError` (the latter listing the
     known ones). The name is checked before any path is built from it."""
@@ -112,3 +127,38 @@ def existing_experiment(workdir: str | Path, name: str) -> ExperimentFolder:
         hint = f" (experiments there: {', '.join(known)})" if known else " (none there yet)"
         raise ConfigError("name", f"no experiment {name!r} in workdir {root}{hint}")
     return folder
+
+
+@contextlib.contextmanager
+def hold_experiment(workdir: Path, name: str) -> Iterator[None]:
+    """Hold experiment ``name`` of ``workdir`` for this process while the block runs: a driver (``run``,
+    ``resume``), ``sync`` and ``simulate`` each hold it, so two of them never write one experiment at once (a second
+    ``hypernas resume`` of a running experiment, a ``run --overwrite`` of one still running). Another holder is
+    a :class:`ConfigError` naming its process; nothing is touched.
+
+    The lock is ``fcntl.flock`` on ``<workdir>/.<name>.lock`` (beside the folder, which ``--overwrite`` replaces):
+    the kernel lets it go when its process ends, however it ends, so a killed driver never leaves a stale lock.
+    The file holds the holder's pid, host and start time, for the message."""
+    validate_name(name)
+    workdir.mkdir(parents=True, exist_ok=True)
+    handle = open(workdir / f".{name}.lock", "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError("name", f"experiment {name!r} in {workdir} is in use by {holder}; wait until it "
+                                      "ends (or stop it: Ctrl-C, then `hypernas resume`)") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"hypernas pid {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime())}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+    finally:
+        handle.close()  # and with it the lock
