@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -87,7 +89,12 @@ class RayNodes:
         self.env = dict(os.environ, RAY_AUTH_MODE="token", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
         self.env.pop("RAY_ADDRESS", None)
         self.nodes: list[subprocess.Popen] = []
-        self._start("--head", "--node-ip-address", "127.0.0.1", "--port", str(self.gcs_port),
+        # A temp folder of its own (short: Ray's socket paths must fit 107 characters). Ray's job server finds the
+        # cluster a job's driver joins by the last cluster recorded in its temp folder, else any GCS on the machine:
+        # in the shared /tmp/ray, another test process's Ray started meanwhile would be the one a job joins.
+        self.temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+        self._start("--head", "--temp-dir", self.temp_dir, "--node-ip-address", "127.0.0.1",
+                    "--port", str(self.gcs_port),
                     "--num-cpus", str(head_cpus), "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
                     "--dashboard-port", str(self.dashboard_port), "--ray-client-server-port", str(free_port()))
 
@@ -139,3 +146,4 @@ class RayNodes:
         for process in reversed(self.nodes):
             stop_group(process, grace_s=3.0)
         self.nodes = []
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
