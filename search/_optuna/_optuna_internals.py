@@ -98,31 +98,47 @@ class StudyFileBackend(BaseJournalBackend):
         self._tail_from = 0
 
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+        # Kept in memory: the logs from _tail_from to _count (_count: the logs in the file's first _end bytes).
         if log_number_from < self._tail_from:  # from before what is kept: read the file again from its start
             self._end = self._count = 0
             self._tail, self._tail_from = [], 0
-        self._catch_up()
-        start = log_number_from - self._tail_from
-        logs = self._tail[start:]
-        # what the reader asked from has been applied: keep only the logs from there on
-        self._tail, self._tail_from = logs, log_number_from
-        return iter(list(logs))
+        kept = self._tail[log_number_from - self._tail_from:]
+        # JournalStorage applies all it is given: what it asks for next starts after these. If it stopped short,
+        # it asks from before _tail_from, and the file is read again.
+        self._tail, self._tail_from = [], self._count
+        return self._stream(kept, log_number_from)
 
-    def _catch_up(self) -> None:
-        """Read the complete lines appended to the file since ``_end`` (by another process, or all of it at first)."""
-        if os.stat(self._path).st_size <= self._end:
+    def _stream(self, kept: list[dict[str, Any]], log_number_from: int) -> Iterator[dict[str, Any]]:
+        yield from kept
+        for log in self._read_new():  # one line at a time: a large study is never held twice in memory
+            self._tail_from = self._count
+            if self._count > log_number_from:  # read again from the start: the logs before are not asked for
+                yield log
+
+    def _read_new(self) -> Iterator[dict[str, Any]]:
+        """The complete lines appended to the file since ``_end`` (by another process, or all of it at first), one
+        log at a time, counting each in ``_end`` and ``_count`` as it is read."""
+        size = os.stat(self._path).st_size
+        if size <= self._end:
             return
         with open(self._path, "rb") as source:
             source.seek(self._end)
-            data = source.read()
-        complete = data[:data.rfind(b"\n") + 1]  # a last line without its newline is still being written (or torn)
-        for line in complete.splitlines():
-            try:
-                self._tail.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{self._path}: log {self._count + 1} is not JSON ({err})") from None
-            self._count += 1
-        self._end += len(complete)
+            for line in source:
+                # a last line without its newline is still being written (or torn); lines past the size seen at the
+                # start are left for the next read
+                if not line.endswith(b"\n") or self._end + len(line) > size:
+                    return
+                try:
+                    log = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{self._path}: log {self._count + 1} is not JSON ({err})") from None
+                self._end += len(line)
+                self._count += 1
+                yield log
+
+    def _catch_up(self) -> None:
+        """Keep what another process appended since ``_end``: it comes before this process's next logs."""
+        self._tail.extend(self._read_new())
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         durable = any(log.get("op_code") in _STUDY_OPS or (

@@ -466,3 +466,25 @@ def test_study_file_cuts_a_torn_last_line_before_writing_after_it(tmp_path):
     assert path.read_bytes().endswith(b"\n") and b'"st{' not in path.read_bytes()
     theirs = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(path))))
     assert [t.value for t in theirs.trials] == [1.0, 2.0]
+
+
+def test_study_file_backend_hands_out_each_log_in_order_however_it_is_asked(tmp_path):
+    """Optuna's backend contract: ``read_logs(n)`` yields every log from number n on, in the file's order — from
+    memory for what this process wrote, from the file for what another appended, and again from the file when a
+    reader asks for logs it was already given (or stopped reading halfway)."""
+    from search._optuna._optuna_internals import StudyFileBackend
+
+    path = tmp_path / "study.journal"
+    writer, other = StudyFileBackend(str(path)), StudyFileBackend(str(path))
+    logs = [{"op_code": 0, "worker_id": "w", "n": n} for n in range(10)]
+    writer.append_logs(logs[:4])
+    assert [log["n"] for log in writer.read_logs(0)] == [0, 1, 2, 3]
+    other.append_logs(logs[4:6])  # another process's logs ...
+    writer.append_logs(logs[6:8])  # ... come before this one's next ones, in the file and here
+    assert [log["n"] for log in writer.read_logs(4)] == [4, 5, 6, 7]
+    assert [log["n"] for log in writer.read_logs(8)] == []
+    partly = writer.read_logs(2)  # asked again from an earlier log: read from the file
+    assert [next(partly)["n"] for _ in range(2)] == [2, 3]  # and stopped halfway
+    writer.append_logs(logs[8:])
+    assert [log["n"] for log in writer.read_logs(4)] == [4, 5, 6, 7, 8, 9]
+    assert [log["n"] for log in other.read_logs(0)] == list(range(10))
