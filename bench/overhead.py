@@ -3,8 +3,9 @@
     python bench/overhead.py [--trials 40] [--reports 10] [--repeats 3] [--profile hypernas]
 
 Three sides run the **same** trial function (``bench/trivial_trainer.py``: no training, ``--reports`` reports per
-trial) with the same searcher (hypernas's Optuna TPE sampler, same settings and seed: :func:`tpe_sampler`), the same ASHA settings (:data:`ASHA`), the same concurrency
-(:data:`CONCURRENCY`) and the same number of trials, on one local Ray started once:
+trial) with the same searcher (hypernas's Optuna TPE sampler, same settings and seed: :func:`tpe_sampler`), the
+same ASHA settings (:data:`ASHA`), the same concurrency (:data:`CONCURRENCY`) and the same number of trials, on one
+local Ray started once:
 
 * ``stock-default``  — ``tune.Tuner`` as documented: ``reuse_actors=False`` (TuneConfig's default), Tune's own
   JSON/CSV/TensorBoard loggers, MLflow through ``MLflowLoggerCallback`` on a fresh SQLite file;

@@ -158,8 +158,8 @@ def _simulate_held(cfg: ExperimentConfig, workdir: Path, final: ExperimentFolder
         mlflow_experiment=state.get("mlflow_experiment") or "", parent_run_id=state.get("parent_run_id") or "",
         trials_path=final.path / TRIALS_FILE, curves_path=final.path / CURVES_FILE,
         events_path=final.path / EVENTS_FILE, notes=tuple(notes) + tuple(result_notes))
-    info = {"simulated": f"{_duration(sim.makespan)} of simulated time on {settings.workers} workers, in {wall:.1f} s "
-                         f"(curves: {settings.curves})"} | summary_info(result, cfg, records)
+    info = {"simulated": f"{_duration(sim.makespan)} of simulated time on {settings.workers} workers, in "
+                         f"{wall:.1f} s (curves: {settings.curves})"} | summary_info(result, cfg, records)
     info["energy"] = None  # nothing was trained: the curves' own energy is in the tables, if they had it
     if uri is None:
         info["MLflow"], info["tracking URI"] = "not written (--no-tracking)", None
