@@ -108,6 +108,9 @@ def run_experiment(
     workdir = Path(workdir).resolve()
     folder = ExperimentFolder(workdir, cfg.name)
     refuse_taken_name(folder, overwrite)
+    if folder.path.exists():  # --overwrite of an experiment another process holds: refused before Ray starts
+        with hold_experiment(workdir, cfg.name):
+            pass
     try:
         data = search_data(cfg.data, derive_seed(cfg.seed, "data"))  # test rows are dropped inside
     except ValueError as err:  # unreadable or unusable user data is bad input too
